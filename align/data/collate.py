@@ -1,0 +1,172 @@
+"""The shared collation layer: one chat-template rendering and loss mask for SFT, DPO and eval, and packing plans.
+
+Every stage renders a (prompt, answer) pair through `render`, so DPO starts from exactly the token distribution SFT
+trained on. Packing is best-fit decreasing into bins of `capacity` tokens; position_ids restart at 0 per sequence, which
+is how transformers' SDPA and FlashAttention paths detect packed sequences (no attention mask, use_cache=False).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+
+Messages = list[dict[str, str]]
+
+
+def _ids(out) -> list[int]:
+    """apply_chat_template returns a list or a BatchEncoding depending on the version; we want the ids."""
+    if isinstance(out, dict) or hasattr(out, "keys"):
+        out = out["input_ids"]
+    return list(out)
+
+
+def common_prefix_length(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def render_prompt(tokenizer, prompt: Messages) -> list[int]:
+    """The prompt as the model sees it at inference: chat template plus the assistant header."""
+    return _ids(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True))
+
+
+def render(tokenizer, prompt: Messages, answer: Messages) -> tuple[list[int], list[int]]:
+    """(prompt_ids, answer_ids): the answer starts where prompt and prompt+answer renderings diverge (as TRL does)."""
+    prompt_ids = render_prompt(tokenizer, prompt)
+    full = _ids(tokenizer.apply_chat_template(prompt + answer, tokenize=True))
+    k = common_prefix_length(prompt_ids, full)
+    return full[:k], full[k:]
+
+
+def truncate(prompt_ids: list[int], answer_ids: list[int], max_length: int) -> tuple[list[int], list[int]]:
+    """Keep the start of the sequence (TRL's keep_start): the prompt first, then as much answer as fits."""
+    prompt_ids = prompt_ids[:max_length]
+    return prompt_ids, answer_ids[: max(0, max_length - len(prompt_ids))]
+
+
+def render_sft(tokenizer, row: dict, max_length: int) -> dict[str, list[int]]:
+    """An SFT row -> input_ids and completion_mask (1 on answer tokens, which carry the loss)."""
+    p, a = truncate(*render(tokenizer, row["prompt"], row["completion"]), max_length)
+    return {"input_ids": p + a, "completion_mask": [0] * len(p) + [1] * len(a)}
+
+
+def render_pair(tokenizer, row: dict, max_length: int) -> dict[str, list[int]]:
+    """A preference row -> prompt_ids, chosen_ids, rejected_ids, each side truncated to max_length in total."""
+    p, c = render(tokenizer, row["prompt"], row["chosen"])
+    p2, r = render(tokenizer, row["prompt"], row["rejected"])
+    k = min(len(p), len(p2))  # both sides share the prompt rendering
+    p, c = truncate(p[:k], p[k:] + c, max_length)
+    _, r = truncate(p2[:k], p2[k:] + r, max_length)
+    return {"prompt_ids": p, "chosen_ids": c, "rejected_ids": r}
+
+
+def template_fingerprint(tokenizer) -> str:
+    return hashlib.sha256((tokenizer.chat_template or "").encode()).hexdigest()[:16]
+
+
+# ---- packing -----------------------------------------------------------------------------------------------------
+
+
+def plan_bins(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Best-fit decreasing: sequence indices per bin, each bin's total length <= capacity (longer items alone)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in order:
+        fits = [b for b in range(len(bins)) if room[b] >= lengths[i]]
+        if fits:
+            best = min(fits, key=lambda b: (room[b], b))
+            bins[best].append(i)
+            room[best] -= lengths[i]
+        else:
+            bins.append([i])
+            room.append(capacity - lengths[i])
+    return bins
+
+
+@dataclass
+class Packed:
+    """Rows of packed sequences. seq_ids is -1 on filler tokens; starts[s] = (bin, offset) of sequence s."""
+
+    input_ids: torch.Tensor  # (nbins, L)
+    position_ids: torch.Tensor  # (nbins, L)
+    labels: torch.Tensor  # (nbins, L), -100 where no loss
+    seq_ids: torch.Tensor  # (nbins, L)
+    starts: list[tuple[int, int]]
+    lengths: list[int]
+
+    @property
+    def real_tokens(self) -> int:
+        return int((self.seq_ids >= 0).sum())
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_ids.numel()
+
+
+def pack(
+    ids: list[list[int]], labels: list[list[int]], capacity: int, pad_id: int, bins: list[list[int]] | None = None
+) -> Packed:
+    """Pack sequences into bins; shorter bins are filled with one filler segment (its own positions, label -100)."""
+    lengths = [len(x) for x in ids]
+    bins = bins if bins is not None else plan_bins(lengths, capacity)
+    width = max(sum(lengths[i] for i in b) for b in bins)
+    shape = (len(bins), width)
+    out_ids = torch.full(shape, pad_id, dtype=torch.long)
+    out_pos = torch.zeros(shape, dtype=torch.long)
+    out_lab = torch.full(shape, -100, dtype=torch.long)
+    out_seq = torch.full(shape, -1, dtype=torch.long)
+    starts: list[tuple[int, int]] = [(0, 0)] * len(ids)
+    for b, members in enumerate(bins):
+        offset = 0
+        for i in members:
+            n = lengths[i]
+            out_ids[b, offset : offset + n] = torch.tensor(ids[i])
+            out_pos[b, offset : offset + n] = torch.arange(n)
+            lab = torch.tensor(labels[i])
+            lab[0] = -100  # a sequence's first token is never a label: it must not be predicted from the previous one
+            out_lab[b, offset : offset + n] = lab
+            out_seq[b, offset : offset + n] = i
+            starts[i] = (b, offset)
+            offset += n
+        out_pos[b, offset:] = torch.arange(width - offset)  # filler restarts positions: its own segment
+    return Packed(out_ids, out_pos, out_lab, out_seq, starts, lengths)
+
+
+def unpack_shifted(per_token: torch.Tensor, packed: Packed, width: int) -> torch.Tensor:
+    """Packed next-token values (nbins, L-1) -> padded per-row layout (S, width) as an unpacked forward would give.
+
+    Row s holds, at index t, the value for predicting token t+1 of sequence s; positions past its length are 0.
+    """
+    out = per_token.new_zeros((len(packed.starts), width))
+    for s, ((b, off), n) in enumerate(zip(packed.starts, packed.lengths, strict=True)):
+        out[s, : n - 1] = per_token[b, off : off + n - 1]  # slice assignment keeps the autograd graph
+    return out
+
+
+def segment_sum(values: torch.Tensor, seq_ids: torch.Tensor, num_seqs: int) -> torch.Tensor:
+    """Sum `values` per sequence id (ids < 0 ignored): (N,) -> (num_seqs,)."""
+    keep = seq_ids >= 0
+    out = torch.zeros(num_seqs, dtype=values.dtype, device=values.device)
+    return out.index_add(0, seq_ids[keep], values[keep])
+
+
+def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, seq_ids: torch.Tensor, num_seqs: int) -> torch.Tensor:
+    """Sum of next-token log-probs per packed sequence; positions with label -100 count zero.
+
+    logits (B, T, V), labels (B, T), seq_ids (B, T) -> (num_seqs,). The token at t+1 is scored by logits at t, and
+    belongs to the sequence of position t+1. Example: one row, vocab 2, logits all 0 (p=0.5 each), labels
+    [-100, 1, 0, -100, 1], seq_ids [0, 0, 0, 1, 1] -> sequence 0 scores tokens 1 and 2: 2*log(0.5) = -1.3863;
+    sequence 1 scores token 4 only: log(0.5) = -0.6931.
+    """
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+    target = labels[:, 1:]
+    mask = target != -100
+    token = torch.gather(logp, -1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask  # (B, T-1)
+    return segment_sum(token.reshape(-1), torch.where(mask, seq_ids[:, 1:], -1).reshape(-1), num_seqs)

@@ -1,0 +1,429 @@
+"""Any user dataset shape -> canonical rows (prompt, chosen, rejected | prompt, completion); also mixing and splitting.
+
+Shapes (`SHAPES`, detected in dict order, most specific first, from the first row's columns):
+  preference  sharegpt_preference  conversations + chosen + rejected (from/value messages, LLaMA-Factory style)
+              explicit             prompt + chosen + rejected (each text or a list of messages)
+              scored               prompt + responses [+ scores]; best vs worst kept if best - worst > min_score_margin
+              implicit             chosen + rejected full conversations (message lists or Anthropic HH transcripts);
+                                   the prompt is their longest common prefix ending at a user turn
+  sft         messages             messages; the last assistant turn is the completion
+              sharegpt             conversations with from/value (human/gpt/system)
+              alpaca               instruction [+ input] + output
+              prompt_completion    prompt + completion (text or messages)
+              chosen_as_completion prompt + chosen (SFT on the preferred answers of a preference file)
+Text that is a JSON list of messages (as in CSV exports) is parsed as messages. A `system` column, or the
+`system_prompt` argument, is prepended as a system message unless the prompt already starts with one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from align.data.readers import Record
+from align.errors import UserError
+
+Kind = Literal["sft", "preference"]
+Messages = list[dict[str, str]]
+ANSWERS = {"sft": ("completion",), "preference": ("chosen", "rejected")}
+ROLES = {"user": "user", "human": "user", "system": "system", "assistant": "assistant", "gpt": "assistant"}
+ROLES |= {"bot": "assistant", "model": "assistant", "chatgpt": "assistant"}
+_HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):[ \t]?")
+
+
+class _Drop(Exception):
+    """A row that is well-formed but unusable (counted in `dropped`, not an error)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: Kind
+    columns: tuple[str, ...]  # required canonical columns; detection picks the first shape whose columns all exist
+    convert: Callable[[dict[str, Any], Record, float], dict[str, Any]]  # -> prompt + answers (+ meta)
+
+
+@dataclass
+class ConvertResult:
+    rows: list[dict[str, Any]]
+    shape: str
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> count, e.g. {"chosen_equals_rejected": 2}
+    n_read: int = 0
+
+
+# ---- messages -------------------------------------------------------------------------------------------------
+
+
+def _messages(value: Any, column: str, default_role: str, rec: Record) -> Messages:
+    """Text, one message dict, or a list of messages (role/content or ShareGPT from/value) -> canonical messages."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        parsed = _json_messages(value)
+        if parsed is None:
+            return [{"role": default_role, "content": value}]
+        value = parsed
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise rec.error(f"column '{column}' must be text or a list of messages, got {type(value).__name__}")
+    return [_message(m, column, rec) for m in value]
+
+
+def _json_messages(text: str) -> list[Any] | None:
+    stripped = text.strip()
+    if not (stripped.startswith("[{") and stripped.endswith("}]")):
+        return None
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError:
+        return None
+    return value if all(isinstance(m, dict) and ({"role", "from"} & m.keys()) for m in value) else None
+
+
+def _message(m: Any, column: str, rec: Record) -> dict[str, str]:
+    if not isinstance(m, dict):
+        raise rec.error(f"column '{column}' holds a {type(m).__name__} where a message {{role, content}} belongs")
+    role = m.get("role", m.get("from"))
+    canonical = ROLES.get(str(role).lower())
+    if canonical is None:
+        raise rec.error(f"unknown role '{role}' in column '{column}'", "use user/assistant/system (or human/gpt)")
+    return {"role": canonical, "content": _text(m.get("content", m.get("value", m.get("text"))))}
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, list):  # multimodal parts: keep the text parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else str(content)
+
+
+def _reply(msgs: Messages, column: str, prompt: Messages, rec: Record) -> Messages:
+    """The single final assistant message; a full conversation is accepted if it continues the prompt."""
+    if not msgs:
+        raise _Drop("empty_field")
+    if msgs[-1]["role"] != "assistant":
+        raise rec.error(f"column '{column}' must end with an assistant message, not '{msgs[-1]['role']}'")
+    users = [m["content"] for m in msgs[:-1] if m["role"] == "user"]
+    prompt_users = [m["content"] for m in prompt if m["role"] == "user"]
+    if len(msgs) > 1 and (not users or not prompt_users or users[-1] != prompt_users[-1]):
+        raise rec.error(
+            f"column '{column}' holds a conversation that does not continue the prompt",
+            "give only the reply, or drop the prompt column so the prompt is read from the shared prefix",
+        )
+    return [msgs[-1]]
+
+
+def _split_last_assistant(msgs: Messages) -> dict[str, Messages]:
+    last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
+    if last is None:
+        raise _Drop("no_assistant_turn")
+    return {"prompt": msgs[:last], "completion": [msgs[last]]}
+
+
+def _conversation(value: Any, column: str, rec: Record) -> Messages:
+    if isinstance(value, str) and _HH_TURN.search(value):
+        parts = _HH_TURN.split(value)  # [before, role, text, role, text, ...]
+        return [{"role": ROLES[r.lower()], "content": t.strip()} for r, t in zip(parts[1::2], parts[2::2], strict=True)]
+    return _messages(value, column, "assistant", rec)
+
+
+def _split_shared_prefix(chosen: Messages, rejected: Messages) -> dict[str, Messages]:
+    """Prompt = longest common prefix ending at a user turn; then each side must be exactly one assistant turn."""
+    k = 0
+    while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
+        k += 1
+    if k == len(chosen) == len(rejected):
+        raise _Drop("chosen_equals_rejected")
+    while k > 0 and chosen[k - 1]["role"] != "user":
+        k -= 1
+    if k == 0:
+        raise _Drop("no_shared_prompt")
+    rest = (chosen[k:], rejected[k:])
+    if any(len(r) != 1 or r[0]["role"] != "assistant" for r in rest):
+        raise _Drop("differs_before_last_turn")
+    return {"prompt": chosen[:k], "chosen": rest[0], "rejected": rest[1]}
+
+
+# ---- shapes ----------------------------------------------------------------------------------------------------
+
+
+def _explicit(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
+    prompt = _messages(row["prompt"], "prompt", "user", rec)
+    return {"prompt": prompt} | {
+        col: _reply(_messages(row[col], col, "assistant", rec), col, prompt, rec) for col in ("chosen", "rejected")
+    }
+
+
+def _sharegpt_preference(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
+    return _explicit(row | {"prompt": row["conversations"]}, rec, margin)
+
+
+def _implicit(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
+    return _split_shared_prefix(
+        _conversation(row["chosen"], "chosen", rec), _conversation(row["rejected"], "rejected", rec)
+    )
+
+
+def _scored(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
+    responses, scores = row["responses"], row.get("scores")
+    if not isinstance(responses, list):
+        raise rec.error(f"column 'responses' must be a list, got {type(responses).__name__}")
+    if scores is not None and (not isinstance(scores, list) or len(scores) != len(responses)):
+        raise rec.error("column 'scores' must be a list as long as 'responses'")
+    texts, values = [], []
+    for i, r in enumerate(responses):
+        text = next((r[k] for k in ("text", "response", "content") if k in r), None) if isinstance(r, dict) else r
+        score = r.get("score") if isinstance(r, dict) else (scores[i] if scores is not None else None)
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise rec.error(f"response {i} has score {score!r}", "give every response a numeric score")
+        texts.append(text)
+        values.append(float(score))
+    if len(texts) < 2:
+        raise _Drop("too_few_responses")
+    best, worst = values.index(max(values)), values.index(min(values))
+    if values[best] - values[worst] <= margin:
+        raise _Drop("below_margin")
+    prompt = _messages(row["prompt"], "prompt", "user", rec)
+    pick = {"chosen": texts[best], "rejected": texts[worst]}
+    answers = {
+        k: _reply(_messages(v, "responses", "assistant", rec), "responses", prompt, rec) for k, v in pick.items()
+    }
+    return {"prompt": prompt, **answers, "meta": {"chosen_score": values[best], "rejected_score": values[worst]}}
+
+
+def _conversation_sft(column: str) -> Callable[[dict[str, Any], Record, float], dict[str, Any]]:
+    return lambda row, rec, margin: _split_last_assistant(_messages(row[column], column, "user", rec))
+
+
+def _alpaca(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
+    instruction, extra = _text(row["instruction"]), _text(row.get("input")).strip()
+    prompt = f"{instruction}\n\n{extra}" if extra else instruction
+    return _prompt_completion({"prompt": prompt, "completion": row["output"]}, rec, margin)
+
+
+def _prompt_completion(row: dict[str, Any], rec: Record, margin: float, answer: str = "completion") -> dict[str, Any]:
+    prompt = _messages(row["prompt"], "prompt", "user", rec)
+    return {
+        "prompt": prompt,
+        "completion": _reply(_messages(row[answer], answer, "assistant", rec), answer, prompt, rec),
+    }
+
+
+SHAPES: dict[str, Shape] = {
+    "sharegpt_preference": Shape("preference", ("conversations", "chosen", "rejected"), _sharegpt_preference),
+    "explicit": Shape("preference", ("prompt", "chosen", "rejected"), _explicit),
+    "scored": Shape("preference", ("prompt", "responses"), _scored),
+    "implicit": Shape("preference", ("chosen", "rejected"), _implicit),
+    "messages": Shape("sft", ("messages",), _conversation_sft("messages")),
+    "sharegpt": Shape("sft", ("conversations",), _conversation_sft("conversations")),
+    "alpaca": Shape("sft", ("instruction", "output"), _alpaca),
+    "prompt_completion": Shape("sft", ("prompt", "completion"), _prompt_completion),
+    "chosen_as_completion": Shape(
+        "sft", ("prompt", "chosen"), lambda r, rec, m: _prompt_completion(r, rec, m, "chosen")
+    ),
+}
+OPTIONAL_COLUMNS = ("input", "scores", "system", "task", "meta")
+CANONICAL_COLUMNS = tuple(sorted({c for s in SHAPES.values() for c in s.columns} | set(OPTIONAL_COLUMNS)))
+
+
+# ---- conversion ------------------------------------------------------------------------------------------------
+
+
+def to_canonical(
+    records: Iterable[Record],
+    kind: Kind,
+    columns: dict[str, str] | None = None,
+    shape: str | None = None,
+    system_prompt: str | None = None,
+    task: str = "custom",
+    min_score_margin: float = 0.0,
+) -> ConvertResult:
+    """Convert raw records into canonical rows; unusable rows are counted in `dropped`, bad input raises UserError.
+
+    With the default `task="custom"`, a row's own non-empty `task` column wins (so canonical files round-trip), and
+    a row's own `meta` dict is kept. `meta["source"]` is the `path:line` of the row, unless the row's meta already
+    has a `source` (the summarization note), in which case the location goes to `meta["location"]`.
+    """
+    _check_kind_and_shape(kind, shape)
+    mapping = _check_mapping(columns or {})
+    result, dropped, last = ConvertResult([], shape or "", {}, 0), Counter[str](), None
+    for rec in records:
+        result.n_read, last = result.n_read + 1, rec
+        row = _apply_mapping(rec, mapping)
+        result.shape = result.shape or detect_shape(row, kind, rec)
+        spec = SHAPES[result.shape]
+        missing = [c for c in spec.columns if c not in row]
+        if missing:
+            raise _missing_column(rec, missing[0], mapping, f"shape '{result.shape}' needs it")
+        try:
+            parts = spec.convert(row, rec, min_score_margin)
+            result.rows.append(_finish(parts, row, rec, kind, task, system_prompt, len(result.rows)))
+        except _Drop as drop:
+            dropped[drop.reason] += 1
+    result.dropped = dict(dropped)
+    if last is not None and not result.rows:
+        raise UserError(
+            f"no usable rows: all {result.n_read} were dropped ({format_dropped(result.dropped)})",
+            "fix the data (e.g. chosen must differ from rejected) or check the column mapping",
+            path=last.path,
+        )
+    return result
+
+
+def format_dropped(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(dropped.items())) or "none"
+
+
+def detect_shape(row: dict[str, Any], kind: Kind, rec: Record) -> str:
+    """The first shape of `kind` whose required columns all exist in `row`."""
+    for name, spec in SHAPES.items():
+        if spec.kind == kind and all(c in row for c in spec.columns):
+            return name
+    expected = "; ".join(f"{n} ({', '.join(s.columns)})" for n, s in SHAPES.items() if s.kind == kind)
+    raise rec.error(
+        f"cannot tell the {kind} data shape from columns {_column_list(rec)}; expected one of: {expected}",
+        "map your columns, e.g. --columns prompt=question,chosen=good_answer,rejected=bad_answer",
+    )
+
+
+def _check_kind_and_shape(kind: str, shape: str | None) -> None:
+    if kind not in ANSWERS:
+        raise UserError(f"unknown data kind '{kind}'", f"use one of {', '.join(ANSWERS)}")
+    valid = [n for n, s in SHAPES.items() if s.kind == kind]
+    if shape is not None and shape not in valid:
+        raise UserError(f"unknown {kind} shape '{shape}'", f"use one of {', '.join(valid)} (or omit it to detect)")
+
+
+def _check_mapping(columns: dict[str, str]) -> dict[str, str]:
+    for canonical, user in columns.items():
+        if canonical not in CANONICAL_COLUMNS:
+            raise UserError(f"cannot map column '{canonical}'", f"map one of {', '.join(CANONICAL_COLUMNS)}")
+        if not isinstance(user, str) or not user:
+            raise UserError(f"column mapping for '{canonical}' must name a column, got {user!r}")
+    return columns
+
+
+def _apply_mapping(rec: Record, mapping: dict[str, str]) -> dict[str, Any]:
+    row = dict(rec.data)
+    for canonical, user in mapping.items():
+        if user not in rec.data:
+            raise _missing_column(rec, canonical, mapping, "it is in the column mapping")
+        row[canonical] = rec.data[user]
+    return row
+
+
+def _missing_column(rec: Record, canonical: str, mapping: dict[str, str], why: str) -> UserError:
+    name = mapping.get(canonical, canonical)
+    label = f"'{name}' (mapped to '{canonical}')" if name != canonical else f"'{name}'"
+    return rec.error(
+        f"missing column {label}, {why}; the columns are {_column_list(rec)}",
+        "fix the column mapping (--columns canonical=yours) or the file",
+    )
+
+
+def _column_list(rec: Record) -> str:
+    return ", ".join(rec.data) or "(none)"
+
+
+def _finish(
+    parts: dict[str, Any], row: dict[str, Any], rec: Record, kind: Kind, task: str, system: str | None, n: int
+) -> dict[str, Any]:
+    prompt, answers = parts["prompt"], {k: parts[k] for k in ANSWERS[kind]}
+    if not any(m["content"].strip() for m in prompt if m["role"] != "system"):
+        raise _Drop("empty_field")
+    if any(not a[0]["content"].strip() for a in answers.values()):
+        raise _Drop("empty_field")
+    if kind == "preference" and answers["chosen"][0]["content"].strip() == answers["rejected"][0]["content"].strip():
+        raise _Drop("chosen_equals_rejected")
+    system = system or (row["system"] if isinstance(row.get("system"), str) and row["system"].strip() else None)
+    if system and prompt[0]["role"] != "system":
+        prompt = [{"role": "system", "content": system}, *prompt]
+    own_task = row.get("task") if isinstance(row.get("task"), str) and row.get("task") else None
+    row_task = own_task if task == "custom" and own_task else task
+    meta = {**(row["meta"] if isinstance(row.get("meta"), dict) else {}), **parts.get("meta", {})}
+    meta["location" if "source" in meta else "source"] = rec.source
+    return {"id": f"{row_task}-{n}", "task": row_task, "prompt": prompt, **answers, "meta": meta}
+
+
+def parse_columns_arg(text: str) -> dict[str, str]:
+    """`"prompt=question,chosen=good_answer"` -> {"prompt": "question", "chosen": "good_answer"} (the CLI form)."""
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        canonical, sep, user = (s.strip() for s in pair.partition("="))
+        if not sep or not canonical or not user:
+            raise UserError(
+                f"bad column mapping '{pair.strip()}' in --columns", "write canonical=yours, e.g. prompt=question"
+            )
+        if canonical in mapping:
+            raise UserError(f"column '{canonical}' is mapped twice in --columns", "map each canonical column once")
+        mapping[canonical] = user
+    return _check_mapping(mapping)
+
+
+# ---- mixing and splitting --------------------------------------------------------------------------------------
+
+
+def mix(datasets: list[tuple[list[dict[str, Any]], float]], seed: int) -> list[dict[str, Any]]:
+    """Sample each dataset by weight (1.0 = every row once, 0.5 = a random half, 2.0 = every row twice), then shuffle.
+
+    A fractional part takes round(frac * len) distinct rows. Deterministic for a given seed.
+    """
+    rng, out = random.Random(seed), []
+    for rows, weight in datasets:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise UserError(f"mixing weight must be a number >= 0, got {weight!r}", "use e.g. 1.0 (all rows once)")
+        whole, frac = divmod(float(weight), 1.0)
+        out.extend(row for _ in range(int(whole)) for row in rows)
+        out.extend(rng.sample(rows, round(frac * len(rows))))
+    rng.shuffle(out)
+    return out
+
+
+def split_rows(
+    rows: list[dict[str, Any]], test_split_size: float | int, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, eval) split by unique prompt, so a prompt never lands in both; original row order is kept.
+
+    A float in (0, 1) is the eval fraction of rows, an int the number of eval rows; whole prompt groups are moved
+    to eval (in seeded random order) until at least that many rows are there.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(json.dumps(row["prompt"], sort_keys=True), []).append(i)
+    target = _eval_target(test_split_size, len(rows))
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    eval_ids: set[int] = set()
+    for key in keys:
+        if len(eval_ids) >= target:
+            break
+        eval_ids.update(groups[key])
+    if len(eval_ids) == len(rows):
+        raise UserError(
+            f"test_split_size={test_split_size} leaves no training rows ({len(groups)} unique prompts)",
+            "use a smaller test_split_size or give a separate eval file",
+        )
+    return [r for i, r in enumerate(rows) if i not in eval_ids], [r for i, r in enumerate(rows) if i in eval_ids]
+
+
+def _eval_target(size: float | int, n_rows: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, float)):
+        raise UserError(f"test_split_size must be a number, got {size!r}", "use a fraction like 0.1 or a row count")
+    if isinstance(size, float) and 0.0 < size < 1.0:
+        return max(1, round(size * n_rows))
+    if isinstance(size, int) and 1 <= size < n_rows:
+        return size
+    raise UserError(
+        f"test_split_size={size} is out of range for {n_rows} rows",
+        "use a fraction in (0, 1) or a whole number of rows between 1 and the row count - 1",
+    )

@@ -1,0 +1,433 @@
+"""Emergency department triage (ESI v4): synthetic vignettes, labelled by a pure function of the ESI decision points.
+
+`esi_level(v)` walks the ESI v4 algorithm: (A) needs an immediate life-saving intervention -> 1; (B) high-risk
+situation, new confusion/lethargy/disorientation, severe pain (>= 7/10) or severe distress -> 2; (C) count the
+expected resources from the complaint's table: >= 2 -> 3, upgraded to 2 by danger-zone vital signs (D); 1 -> 4;
+0 -> 5. Vignettes are generated per target level so levels come out balanced, but the label always comes from
+`esi_level`, never from the generator's intent.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from align.data.tasks.common import Item, Rows, add_errors, assign_splits, resolve_mix, to_rows
+
+TASK = "triage"
+INSTRUCTION = (
+    "You are an emergency department triage nurse. Assign an Emergency Severity Index (ESI v4) level to this "
+    "patient. Answer with 'ESI level: N' (N from 1 to 5) on the first line, then 'Rationale: ...' naming the "
+    "deciding findings."
+)
+DEFAULT_MIX = {"under_triage": 0.4, "over_triage": 0.4, "wrong_reason": 0.2}
+NEW_ALTERED = {"confused": "new confusion", "lethargic": "lethargy", "disoriented": "disorientation"}
+
+
+@dataclass(frozen=True)
+class Complaint:
+    """A chief complaint with the ESI resources it is expected to need."""
+
+    text: str  # as written in the vignette
+    short: str  # as written in a rationale
+    group: str  # which level it is generated for: "L1" | "high_risk" | "two" | "one" | "zero"
+    resources: tuple[str, ...] = ()
+    high_risk: str = ""  # the ESI high-risk situation, if any
+    ages: tuple[int, int] = (18, 80)
+    sex: str = ""  # "" = either
+    pain: tuple[int, int] = (1, 5)
+    fever: bool = False
+    histories: tuple[str, ...] = ("", "hypertension", "asthma", "type 2 diabetes", "no significant history")
+
+
+# fmt: off
+CARDIAC = ("hypertension", "type 2 diabetes", "prior myocardial infarction", "high cholesterol, smoker")
+_L, _E, _X, _CT, _US = "labs", "ECG", "X-ray", "CT", "ultrasound"
+_IVF, _MED, _CONS, _PROC = "IV fluids", "IV/IM/nebulized medication", "specialist consult", "simple procedure"
+C = Complaint
+COMPLAINTS: dict[str, Complaint] = {
+    # level 1: life-saving intervention (the vital-sign overrides are in L1_OVERRIDES)
+    "overdose": C("found unresponsive next to empty pill bottles", "possible overdose", "L1", (_L, _E, _MED)),
+    "resp_failure": C("severe shortness of breath, speaking one word at a time", "respiratory failure", "L1",
+                      (_L, _X, _MED), histories=("COPD", "asthma", "heart failure")),
+    "gi_bleed": C("vomiting large amounts of blood", "upper GI bleeding", "L1", (_L, _IVF, _CONS),
+                  histories=("alcohol use disorder", "cirrhosis", "peptic ulcer disease")),
+    "septic_shock": C("fever and weakness, barely able to stand", "possible sepsis", "L1", (_L, _X, _IVF, _MED),
+                      ages=(55, 90), fever=True, histories=("type 2 diabetes", "dementia", "chronic kidney disease")),
+    "arrest": C("sudden collapse at the gym", "cardiac arrest", "L1", (_L, _E, _MED), ages=(35, 75)),
+    "anaphylaxis": C("lip and tongue swelling with wheezing after eating peanuts", "anaphylaxis", "L1", (_MED, _IVF),
+                     ages=(8, 60), histories=("peanut allergy", "asthma", "")),
+    # level 2: high-risk situations
+    "acs": C("crushing chest pressure radiating to the left arm with sweating", "chest pressure", "high_risk",
+             (_L, _E, _X), "possible acute coronary syndrome", (45, 85), pain=(3, 9), histories=CARDIAC),
+    "stroke": C("sudden right-sided weakness and slurred speech for 40 minutes", "focal weakness", "high_risk",
+                (_L, _CT, _CONS), "possible acute stroke", (50, 90), pain=(0, 2), histories=CARDIAC),
+    "ectopic": C("lower abdominal pain and light-headedness with a positive pregnancy test", "pelvic pain",
+                 "high_risk", (_L, _US, _IVF), "possible ectopic pregnancy", (18, 40), "F", (3, 8)),
+    "suicidal": C("thoughts of suicide with a plan to overdose", "suicidal thoughts", "high_risk", (_L, _CONS),
+                  "suicidal ideation with a plan", (16, 70), pain=(0, 0),
+                  histories=("depression", "bipolar disorder", "no significant history")),
+    "neutropenic": C("fever five days after chemotherapy", "fever on chemotherapy", "high_risk", (_L, _X, _MED),
+                     "fever in an immunocompromised patient", (30, 80), pain=(0, 3), fever=True,
+                     histories=("breast cancer on chemotherapy", "leukemia on chemotherapy")),
+    "thunderclap": C("sudden severe headache, the worst of their life", "headache", "high_risk", (_L, _CT, _CONS),
+                     "possible subarachnoid hemorrhage", (25, 75), pain=(6, 10)),
+    "torsion": C("sudden severe pain in the left testicle", "testicular pain", "high_risk", (_US, _CONS),
+                 "possible testicular torsion", (12, 30), "M", (6, 10), histories=("", "no prior illnesses")),
+    # two or more resources
+    "rlq_pain": C("right lower abdominal pain and nausea since yesterday", "abdominal pain", "two", (_L, _CT, _IVF),
+                  ages=(12, 70), pain=(3, 6)),
+    "flank_pain": C("left flank pain radiating to the groin", "flank pain", "two", (_L, _CT, _MED), pain=(3, 6)),
+    "fever_cough": C("fever and productive cough for three days", "cough and fever", "two", (_L, _X), ages=(3, 85),
+                     pain=(1, 4), fever=True),
+    "gastro": C("vomiting and diarrhea since last night, unable to keep fluids down", "vomiting", "two", (_L, _IVF),
+                ages=(3, 80), pain=(2, 5)),
+    "hip_fall": C("hip pain after a fall at home", "hip pain", "two", (_X, _L), ages=(65, 92), pain=(3, 6),
+                  histories=("osteoporosis", "atrial fibrillation on warfarin", "hypertension")),
+    "cellulitis": C("spreading redness and swelling of the lower leg", "leg redness", "two", (_L, _MED), pain=(2, 5),
+                    fever=True, histories=("type 2 diabetes", "obesity", "")),
+    "ruq_pain": C("upper right abdominal pain after fatty meals", "abdominal pain", "two", (_L, _US), pain=(3, 6),
+                  histories=("gallstones", "obesity", "")),
+    "syncope": C("fainting briefly in a hot room, now feels fine", "fainting", "two", (_L, _E), ages=(16, 35),
+                 pain=(0, 1), histories=("", "no significant history")),
+    # one resource
+    "ankle": C("a twisted ankle playing football, able to limp", "ankle injury", "one", (_X,), ages=(9, 60), pain=(2, 6)),
+    "wrist": C("wrist pain after falling on an outstretched hand", "wrist injury", "one", (_X,), ages=(5, 70),
+               pain=(2, 6)),
+    "laceration": C("a 3 cm cut on the forearm, bleeding controlled", "forearm cut", "one", (_PROC,), ages=(5, 80),
+                    pain=(2, 5)),
+    "dysuria": C("burning with urination for two days", "urinary symptoms", "one", (_L,), ages=(18, 60), sex="F",
+                 pain=(1, 4)),
+    "mild_asthma": C("wheezing and cough despite using the inhaler twice", "wheezing", "one", (_MED,), ages=(5, 50),
+                     pain=(0, 2), histories=("asthma",)),
+    # no resources
+    "sore_throat": C("a sore throat for two days", "sore throat", "zero", ages=(5, 60), pain=(2, 5)),
+    "rash": C("an itchy rash on the arms after gardening", "rash", "zero", ages=(5, 70), pain=(0, 2)),
+    "refill": C("running out of blood pressure tablets and needing a refill", "medication refill", "zero",
+                ages=(40, 85), pain=(0, 0), histories=("hypertension",)),
+    "ear_pain": C("ear pain since yesterday", "ear pain", "zero", ages=(3, 40), pain=(2, 5)),
+    "bee_sting": C("a bee sting on the hand with local swelling", "bee sting", "zero", ages=(5, 70), pain=(1, 4)),
+    "cold": C("a runny nose and cough for four days", "cold symptoms", "zero", ages=(3, 70), pain=(0, 2)),
+    "sutures": C("sutures to be removed from a healed scalp cut", "suture removal", "zero", pain=(0, 1)),
+}
+L1_OVERRIDES = {
+    "overdose": lambda r: {"mental": "unresponsive", "rr": r.randint(5, 8), "spo2": r.randint(78, 88), "pain": 0},
+    "resp_failure": lambda r: {"spo2": r.randint(80, 89), "rr": r.randint(32, 42), "hr": r.randint(115, 140),
+                               "distress": "severe"},
+    "gi_bleed": lambda r: {"sbp": r.randint(62, 79), "dbp": r.randint(35, 48), "hr": r.randint(122, 148),
+                           "perfusion": "poor"},
+    "septic_shock": lambda r: {"sbp": r.randint(64, 79), "dbp": r.randint(34, 45), "hr": r.randint(118, 140),
+                               "rr": r.randint(24, 32), "perfusion": "poor", "mental": r.choice(("alert", "confused"))},
+    "arrest": lambda r: {"hr": 0, "rr": 0, "sbp": 0, "dbp": 0, "spo2": 0, "mental": "unresponsive", "pain": 0},
+    "anaphylaxis": lambda r: {"spo2": r.randint(84, 89), "sbp": r.randint(68, 79), "dbp": r.randint(35, 45),
+                              "hr": r.randint(120, 145), "distress": "severe", "perfusion": "poor"},
+}
+# fmt: on
+MENTAL_TEXT = {
+    "alert": "alert and oriented",
+    "confused": "newly confused according to family",
+    "lethargic": "lethargic and hard to keep awake",
+    "disoriented": "disoriented to time and place",
+    "unresponsive": "unresponsive to voice and pain",
+}
+
+
+@dataclass(frozen=True)
+class Vignette:
+    """One ED patient at triage. hr/rr/sbp of 0 mean absent (pulseless, apneic, unobtainable)."""
+
+    age: int
+    sex: str  # "M" | "F"
+    complaint: str  # key into COMPLAINTS
+    hr: int
+    sbp: int
+    dbp: int
+    rr: int
+    spo2: int
+    temp: float
+    history: str
+    mental: str  # "alert" | "confused" | "lethargic" | "disoriented" | "unresponsive"
+    pain: int  # 0..10
+    distress: str = "none"  # "none" | "mild" | "severe"
+    perfusion: str = "normal"  # "normal" | "poor"
+
+
+def danger_zone_limits(age: int) -> tuple[int, int]:
+    """ESI v4 danger-zone HR and RR limits by age (years); SpO2 < 92 applies at every age."""
+    if age < 3:
+        return 160, 40
+    if age <= 8:
+        return 140, 30
+    return 100, 20
+
+
+def danger_zone_findings(v: Vignette) -> list[str]:
+    hr_max, rr_max = danger_zone_limits(v.age)
+    found = []
+    if v.hr > hr_max:
+        found.append(f"HR {v.hr} above {hr_max} (danger zone)")
+    if v.rr > rr_max:
+        found.append(f"RR {v.rr} above {rr_max} (danger zone)")
+    if v.spo2 < 92:
+        found.append(f"SpO2 {v.spo2}% below 92% (danger zone)")
+    return found
+
+
+def expected_resources(c: Complaint) -> tuple[str, ...]:
+    """ESI counts resource *types*: several lab tests are one resource."""
+    return tuple(dict.fromkeys(c.resources))
+
+
+def esi_level(v: Vignette) -> tuple[int, list[str]]:
+    """ESI v4 level and the findings that decided it (at the decision point that fired)."""
+    c = COMPLAINTS[v.complaint]
+    life_saving = []
+    if v.hr == 0:
+        life_saving.append("pulseless")
+    if v.rr == 0:
+        life_saving.append("apneic")
+    if v.mental == "unresponsive":
+        life_saving.append("unresponsive")
+    if v.spo2 < 90 and v.distress == "severe":
+        life_saving.append(f"SpO2 {v.spo2}% with severe respiratory distress")
+    if 0 < v.sbp < 80 and v.perfusion == "poor":
+        life_saving.append(f"systolic BP {v.sbp} with poor perfusion")
+    if life_saving:
+        return 1, life_saving
+    high_risk = []
+    if c.high_risk:
+        high_risk.append(f"high-risk situation ({c.high_risk})")
+    if v.mental in NEW_ALTERED:
+        high_risk.append(NEW_ALTERED[v.mental])
+    if v.pain >= 7:
+        high_risk.append(f"severe pain {v.pain}/10")
+    if v.distress == "severe":
+        high_risk.append("severe distress")
+    if high_risk:
+        return 2, high_risk
+    res = expected_resources(c)
+    if len(res) >= 2:
+        counted = f"{len(res)} resources expected ({', '.join(res)})"
+        upgrade = danger_zone_findings(v)
+        return (2, [counted, *upgrade]) if upgrade else (3, [counted])
+    if len(res) == 1:
+        return 4, [f"1 resource expected ({res[0]})"]
+    return 5, ["no resources expected"]
+
+
+# ---- rendering -----------------------------------------------------------------------------------------------------
+
+
+def _who(v: Vignette) -> str:
+    if v.age < 18:
+        return "boy" if v.sex == "M" else "girl"
+    return "man" if v.sex == "M" else "woman"
+
+
+def _vitals(v: Vignette) -> dict[str, str]:
+    return {
+        "hr": "no palpable pulse" if v.hr == 0 else f"HR {v.hr}",
+        "bp": "BP unobtainable" if v.sbp == 0 else f"BP {v.sbp}/{v.dbp}",
+        "rr": "not breathing" if v.rr == 0 else f"RR {v.rr}",
+        "spo2": "SpO2 not recordable" if v.spo2 == 0 else f"SpO2 {v.spo2}% on room air",
+        "temp": f"temp {v.temp:.1f} °C",
+    }
+
+
+def _extras(v: Vignette) -> str:
+    parts = []
+    if v.distress == "severe":
+        parts.append("In severe respiratory distress.")
+    elif v.distress == "mild":
+        parts.append("Appears uncomfortable.")
+    if v.perfusion == "poor":
+        parts.append("Skin cool, pale and mottled with delayed capillary refill.")
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def render_vignette(v: Vignette, style: int) -> str:
+    """Short natural triage text in one of three styles."""
+    c, vt, hist = COMPLAINTS[v.complaint], _vitals(v), v.history or "none"
+    pain = "Pain not assessable." if v.mental == "unresponsive" else f"Pain {v.pain}/10."
+    mental = MENTAL_TEXT[v.mental]
+    vitals = ", ".join(vt.values())
+    if style == 0:
+        return (
+            f"{v.age}-year-old {_who(v)} with {c.text}. History: {hist}. {mental.capitalize()}. {vitals}. {pain}"
+            + _extras(v)
+        )
+    if style == 1:
+        return (
+            f"{'An' if str(v.age)[:1] == '8' or v.age in (11, 18) else 'A'} {v.age}-year-old {_who(v)} presents with {c.text}. Past history: {hist}. On arrival the patient is "
+            f"{mental}. Vital signs: {vitals}. {pain}{_extras(v)}"
+        )
+    return (
+        f"Triage note: {v.age} y/o {'M' if v.sex == 'M' else 'F'}, {c.text}. PMH: {hist}. Mental status: {mental}. "
+        f"Vitals: {' | '.join(vt.values())}. {pain}{_extras(v)}"
+    )
+
+
+# ---- answers -------------------------------------------------------------------------------------------------------
+
+CONCLUSION = {
+    1: "Needs an immediate life-saving intervention.",
+    2: "High-risk patient who should not wait.",
+    3: "Stable vital signs; needs two or more resources.",
+    4: "Stable; needs one resource.",
+    5: "Stable; can be managed with examination alone.",
+}
+
+
+def answer_text(level: int, rationale: str) -> str:
+    return f"ESI level: {level}\nRationale: {rationale[:1].upper()}{rationale[1:]}"
+
+
+def chosen_answer(v: Vignette) -> str:
+    level, findings = esi_level(v)
+    closing = (
+        "Danger-zone vital signs upgrade ESI 3 to 2." if level == 2 and "resources expected" in findings[0] else ""
+    )
+    return answer_text(level, "; ".join(findings) + ". " + (closing or CONCLUSION[level]))
+
+
+def misread_rationale(v: Vignette, wrong_level: int) -> str:
+    """A plausible rationale for a wrong level, as a hurried triager might write it."""
+    c = COMPLAINTS[v.complaint]
+    res = expected_resources(c)
+    if wrong_level == 1:
+        return f"{c.short} could deteriorate at any moment. Needs immediate intervention."
+    if wrong_level == 2:
+        return f"high-risk presentation ({c.short}). Should be seen right away."
+    if wrong_level == 3:
+        return "alert with acceptable vital signs; expect labs and imaging (2 resources). " + CONCLUSION[3]
+    if wrong_level == 4:
+        return f"alert and stable; 1 resource expected ({res[0] if res else 'labs'}). " + CONCLUSION[4]
+    return "alert and stable; no resources expected, suitable for fast track."
+
+
+def wrong_reason_rationale(v: Vignette, level: int) -> str:
+    """The right level for the wrong reason: cites findings that do not decide the ESI level."""
+    hist = f"history of {v.history}" if v.history else f"age {v.age}"
+    return {
+        1: f"{hist} and pain make this high risk. Needs a bed now.",
+        2: f"will need several resources and has a {hist}. Needs prompt review.",
+        3: f"pain {v.pain}/10 and a {hist} need a closer look.",
+        4: f"vital signs are normal and pain is {v.pain}/10.",
+        5: f"normal vital signs and a {hist}; looks well.",
+    }[level]
+
+
+def corrupt(item: Item, error_type: str, rng: random.Random) -> tuple[str, dict]:
+    v: Vignette = item.data
+    level = item.meta["esi"]
+    if error_type == "wrong_reason":
+        return answer_text(level, wrong_reason_rationale(v, level)), {"rejected_esi": level}
+    step = 2 if rng.random() < 0.3 else 1
+    wrong = level + step if error_type == "under_triage" else level - step
+    wrong = min(5, max(1, wrong))
+    if wrong == level:  # a two-step move hit the boundary
+        wrong = level + 1 if error_type == "under_triage" else level - 1
+    return answer_text(wrong, misread_rationale(v, wrong)), {"rejected_esi": wrong}
+
+
+def allowed_errors(item: Item) -> list[str]:
+    level = item.meta["esi"]
+    return [e for e, ok in (("under_triage", level < 5), ("over_triage", level > 1), ("wrong_reason", True)) if ok]
+
+
+# ---- generation ----------------------------------------------------------------------------------------------------
+
+
+def _pick_complaint(rng: random.Random, group: str) -> tuple[str, Complaint]:
+    keys = sorted(k for k, c in COMPLAINTS.items() if c.group == group)
+    key = rng.choice(keys)
+    return key, COMPLAINTS[key]
+
+
+def _normal_vignette(rng: random.Random, key: str, c: Complaint) -> Vignette:
+    age = rng.randint(*c.ages)
+    sex = c.sex or rng.choice("MF")
+    if age <= 8:
+        hr, rr, sbp = rng.randint(80, 125), rng.randint(18, 26), rng.randint(92, 112)
+    elif age < 18:
+        hr, rr, sbp = rng.randint(65, 98), rng.randint(14, 20), rng.randint(100, 122)
+    else:
+        hr, rr, sbp = rng.randint(60, 96), rng.randint(12, 18), rng.randint(108, 152)
+    fever = c.fever and rng.random() < 0.8
+    temp = round(rng.uniform(38.1, 39.6) if fever else rng.uniform(36.4, 37.4), 1)
+    pain = rng.randint(*c.pain)
+    history = rng.choice(c.histories) if age >= 18 else rng.choice(("", "asthma", "no prior illnesses"))
+    return Vignette(
+        age=age,
+        sex=sex,
+        complaint=key,
+        hr=hr,
+        sbp=sbp,
+        dbp=rng.randint(min(60, sbp - 40), min(95, sbp - 30)),
+        rr=rr,
+        spo2=rng.randint(95, 100),
+        temp=temp,
+        history=history,
+        mental="alert",
+        pain=pain,
+        distress="mild" if pain >= 4 and rng.random() < 0.5 else "none",
+    )
+
+
+def _danger_zone(rng: random.Random, v: Vignette) -> Vignette:
+    hr_max, rr_max = danger_zone_limits(v.age)
+    which = rng.choice(("hr", "rr", "spo2", "hr+rr"))
+    changes: dict = {}
+    if "hr" in which:
+        changes["hr"] = hr_max + rng.randint(4, 30)
+    if "rr" in which:
+        changes["rr"] = rr_max + rng.randint(2, 10)
+    if which == "spo2":
+        changes["spo2"] = rng.randint(90, 91)  # below 92 but not the < 90 + distress of level 1
+    return _replace(v, **changes)
+
+
+def _replace(v: Vignette, **changes) -> Vignette:
+    return Vignette(**{**v.__dict__, **changes})
+
+
+def make_vignette(rng: random.Random, counter: int) -> Vignette:
+    """A vignette aimed at level (counter % 5) + 1; level 2 cycles through its triggers."""
+    target = counter % 5 + 1
+    if target == 1:
+        key, c = _pick_complaint(rng, "L1")
+        return _replace(_normal_vignette(rng, key, c), **L1_OVERRIDES[key](rng))
+    if target == 2:
+        trigger = (counter // 5) % 4
+        if trigger == 0:
+            key, c = _pick_complaint(rng, "high_risk")
+            return _normal_vignette(rng, key, c)
+        key, c = _pick_complaint(rng, rng.choice(("two", "two", "one")) if trigger < 3 else "two")
+        v = _normal_vignette(rng, key, c)
+        if trigger == 1:
+            return _replace(v, mental=rng.choice(sorted(NEW_ALTERED)), age=max(v.age, rng.randint(60, 92)))
+        if trigger == 2:
+            return _replace(v, pain=rng.randint(7, 10), distress="mild")
+        return _danger_zone(rng, v)
+    key, c = _pick_complaint(rng, {3: "two", 4: "one", 5: "zero"}[target])
+    return _normal_vignette(rng, key, c)
+
+
+def vignette_key(v: Vignette) -> tuple:
+    """Label-relevant fields with vitals rounded, so near-identical patients collide."""
+    return (v.complaint, v.age // 5, v.sex, v.history, v.mental, v.pain, v.hr // 4, v.sbp // 8, v.rr // 3, v.spo2)
+
+
+def build(n: dict[str, int], seed: int, error_mix: dict[str, float] | None = None) -> Rows:
+    """{split: {"sft": rows, "pref": rows}} with n[split] distinct vignettes per split."""
+    rng = random.Random(f"{seed}-{TASK}")
+
+    def make_item(counter: int) -> Item | None:
+        v = make_vignette(rng, counter)
+        level, findings = esi_level(v)
+        meta = {"esi": level, "deciding_findings": findings}
+        return Item(vignette_key(v), INSTRUCTION, render_vignette(v, rng.randrange(3)), chosen_answer(v), meta, v)
+
+    items = assign_splits(n, make_item)
+    add_errors(items, resolve_mix(error_mix, DEFAULT_MIX), allowed_errors, corrupt, random.Random(f"{seed}-{TASK}-err"))
+    return to_rows(TASK, items)

@@ -1,0 +1,1 @@
+"""Generation-based evaluation: answer parsing, metric math, per-task scoring and paired statistics."""

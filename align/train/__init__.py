@@ -1,0 +1,1 @@
+"""Training stages: SFT, DPO (padding-free, cached reference), and what they share."""

@@ -1,0 +1,100 @@
+"""DPO stage: start from the SFT result (policy and reference), render pairs, train with AlignDPOTrainer, save."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from datasets import Dataset
+from trl import DPOConfig
+
+from align.config import Recipe
+from align.data.collate import render_pair
+from align.data.load import check_phi, load_stage_data
+from align.embedded import align_home
+from align.errors import UserError
+from align.models import Hardware, load_model, peft_config, select_precision
+from align.runinfo import rows_fingerprint, save_run_info
+from align.train.common import NonFiniteGuard, RunResult, is_complete, resume_checkpoint, save_final, save_metrics
+from align.train.common import trainer_kwargs as common_kwargs
+from align.train.dpo_trainer import AlignDPOTrainer
+
+log = logging.getLogger("align")
+DPO_CURVES = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "logps/chosen")
+
+
+def sft_start(init_from: str) -> Path:
+    """The SFT weights DPO starts from and uses as its reference: merged/ after LoRA, final/ after full tuning."""
+    sft_dir = Path(init_from)
+    if not is_complete(sft_dir):
+        raise UserError(f"no finished SFT run at {sft_dir}", "run `make sft` first (or set dpo.init_from)")
+    merged = sft_dir / "merged"
+    return merged if merged.is_dir() else sft_dir / "final"
+
+
+def pair_dataset(tokenizer, rows: list[dict], max_length: int) -> Dataset:
+    return Dataset.from_list([render_pair(tokenizer, r, max_length) for r in rows])
+
+
+def dpo_config(recipe: Recipe, precision, hw: Hardware) -> DPOConfig:
+    return DPOConfig(
+        **common_kwargs(recipe, precision, hw.cuda),
+        beta=recipe.dpo.beta,
+        loss_type=list(recipe.dpo.loss_type),
+        label_smoothing=recipe.dpo.label_smoothing,
+        max_length=recipe.data.max_length,
+        precompute_ref_log_probs=recipe.dpo.ref_cache,
+        precompute_ref_batch_size=recipe.train.batch_size,
+        remove_unused_columns=False,
+        dataset_num_proc=None,
+    )
+
+
+def build_trainer(recipe: Recipe, model, tokenizer, train_rows, eval_rows, hw: Hardware, callbacks=()):
+    precision = select_precision(recipe.model.precision, hw)
+    train_ds = pair_dataset(tokenizer, train_rows, recipe.data.max_length)
+    eval_ds = pair_dataset(tokenizer, eval_rows, recipe.data.max_length) if eval_rows else None
+    return AlignDPOTrainer(
+        model=model,
+        args=dpo_config(recipe, precision, hw),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config(recipe.lora),
+        callbacks=list(callbacks),
+        pack_length=recipe.train.pack_length,
+        packing=recipe.train.packing,
+        ref_cache_dir=align_home() / "refcache" if recipe.dpo.ref_cache else None,
+    )
+
+
+def run_dpo(recipe: Recipe, allow_phi: bool = False) -> RunResult:
+    started = time.time()
+    out_dir = recipe.output_dir
+    start = sft_start(recipe.dpo.init_from)
+    train_rows, eval_rows = load_stage_data(recipe.data, "preference", recipe.seed)
+    check_phi(recipe.data, train_rows + eval_rows, allow_phi)
+    hw = Hardware.detect()
+    model, tokenizer = load_model(recipe.model, str(start), hw)
+    log.info("DPO from %s: %d train pairs, %d eval pairs", start, len(train_rows), len(eval_rows))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fps = {"train": rows_fingerprint(train_rows), "eval": rows_fingerprint(eval_rows)}
+    save_run_info(out_dir, recipe, fps, {"reference_model": str(start)})
+    guard = NonFiniteGuard()
+    trainer = build_trainer(recipe, model, tokenizer, train_rows, eval_rows, hw, [guard])
+    trainer.train(resume_from_checkpoint=resume_checkpoint(out_dir))
+    guard.fail_if_tripped(out_dir)
+    eval_metrics = trainer.evaluate() if eval_rows else {}
+    final = save_final(trainer, tokenizer, out_dir)
+    extra = {
+        "train_pairs": len(train_rows),
+        "eval_pairs": len(eval_rows),
+        "reference_model": str(start),
+        "padding_fraction": trainer.pack_stats.padding_fraction,
+        "ref_forward_calls": trainer.ref_forward_calls,
+        "ref_cache_hits": trainer.ref_cache_hits,
+        "eval": eval_metrics,
+    }
+    metrics = save_metrics(out_dir, trainer, DPO_CURVES, started, extra)
+    return RunResult(out_dir, final, metrics)

@@ -1,0 +1,61 @@
+"""On-disk cache of reference log-probs, keyed by (data, reference model, chat template, max_length) fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Fingerprint of the reference weights: every non-adapter tensor's name, shape and a strided sample of values.
+
+    LoRA tensors are left out: a fresh adapter (B = 0) does not change the reference, whatever its random A.
+    """
+    h = hashlib.sha256()
+    for name, param in sorted(model.state_dict().items()):
+        if "lora_" in name or ".ref." in name:
+            continue
+        flat = param.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 4096)].float().cpu()
+        h.update(name.replace("base_model.model.", "").encode())
+        h.update(str(tuple(param.shape)).encode())
+        h.update(sample.numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def rows_fingerprint(rows: list[dict[str, list[int]]]) -> str:
+    """Fingerprint of tokenized pairs (prompt_ids, chosen_ids, rejected_ids), order included."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps([row["prompt_ids"], row["chosen_ids"], row["rejected_ids"]]).encode())
+    return h.hexdigest()[:24]
+
+
+def cache_key(data_fp: str, model_fp: str, template_fp: str, max_length: int, precision: str) -> str:
+    raw = f"{data_fp}|{model_fp}|{template_fp}|{max_length}|{precision}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def load(cache_dir: Path, key: str) -> tuple[list[float], list[float]] | None:
+    path = Path(cache_dir) / f"{key}.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return data["ref_chosen_logps"], data["ref_rejected_logps"]
+
+
+def save(cache_dir: Path, key: str, chosen: list[float], rejected: list[float]) -> Path:
+    """Write atomically: a crash leaves no half-written cache entry."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"ref_chosen_logps": chosen, "ref_rejected_logps": rejected}, f)
+    path = cache_dir / f"{key}.json"
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,79 @@
+"""SFT stage: load model, render data through the shared collation layer, train with TRL's SFTTrainer, save."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
+
+from align.config import Recipe
+from align.data.collate import render_sft
+from align.data.load import check_phi, load_stage_data
+from align.models import Hardware, load_model, peft_config, select_precision
+from align.runinfo import rows_fingerprint, save_run_info
+from align.train.common import (
+    NonFiniteGuard,
+    RunResult,
+    resume_checkpoint,
+    save_final,
+    save_merged,
+    save_metrics,
+    trainer_kwargs,
+)
+
+log = logging.getLogger("align")
+
+
+def sft_dataset(tokenizer, rows: list[dict], max_length: int) -> Dataset:
+    return Dataset.from_list([render_sft(tokenizer, r, max_length) for r in rows])
+
+
+def sft_config(recipe: Recipe, precision, hw: Hardware) -> SFTConfig:
+    kwargs = trainer_kwargs(recipe, precision, hw.cuda)
+    if recipe.train.packing:
+        # TRL packs SFT well already: best-fit decreasing bins of pack_length, padding-free, position_ids per sequence.
+        # One bin is one micro-batch row; batch_size counts bins.
+        kwargs.update(packing=True, packing_strategy="bfd", padding_free=True, max_length=recipe.train.pack_length)
+    else:
+        kwargs.update(max_length=recipe.data.max_length)
+    return SFTConfig(**kwargs, completion_only_loss=True, dataset_num_proc=None)
+
+
+def run_sft(recipe: Recipe, allow_phi: bool = False) -> RunResult:
+    started = time.time()
+    out_dir = recipe.output_dir
+    train_rows, eval_rows = load_stage_data(recipe.data, "sft", recipe.seed)
+    check_phi(recipe.data, train_rows + eval_rows, allow_phi)
+    hw = Hardware.detect()
+    precision = select_precision(recipe.model.precision, hw)
+    model, tokenizer = load_model(recipe.model, hw=hw)
+    train_ds = sft_dataset(tokenizer, train_rows, recipe.data.max_length)
+    log.info("SFT: %d train rows, precision %s", len(train_rows), precision)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_run_info(out_dir, recipe, {"train": rows_fingerprint(train_rows), "eval": rows_fingerprint(eval_rows)})
+    guard = NonFiniteGuard()
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(recipe, precision, hw),
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config(recipe.lora),
+        callbacks=[guard],
+    )
+    trainer.train(resume_from_checkpoint=resume_checkpoint(out_dir))
+    guard.fail_if_tripped(out_dir)
+    final = save_final(trainer, tokenizer, out_dir)
+    if recipe.lora.enabled:
+        merged = copy.deepcopy(trainer.model).merge_and_unload()
+        save_merged(merged, tokenizer, out_dir)
+    metrics = save_metrics(
+        out_dir,
+        trainer,
+        ("loss", "mean_token_accuracy", "learning_rate"),
+        started,
+        {"train_rows": len(train_rows), "eval_rows": len(eval_rows), "precision": str(precision)},
+    )
+    return RunResult(out_dir, final, metrics)

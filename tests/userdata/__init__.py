@@ -1,0 +1,1 @@
+"""Tests for reading, converting, validating and PHI-scanning user datasets."""
