@@ -234,7 +234,10 @@ def _read_saved_dataset(p: Path, split: str | None) -> Iterator[Record]:
         )
     import datasets  # lazy: importing datasets is slow
 
-    ds = datasets.load_from_disk(str(p))
+    try:
+        ds = datasets.load_from_disk(str(p))
+    except Exception as e:  # datasets raises FileNotFoundError, ValueError, ArrowInvalid... for a damaged save
+        raise UserError(f"cannot load the saved dataset ({type(e).__name__}: {e})", "re-save it", path=str(p)) from None
     if isinstance(ds, datasets.DatasetDict):
         ds = ds[_pick_split(list(ds.keys()), split, str(p))]
     yield from _rows(p, ds)

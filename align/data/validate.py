@@ -65,7 +65,9 @@ class ValidationReport:
     def problems(self) -> list[str]:
         out = []
         if self.overlap_prompts:
-            out.append(f"{self.overlap_prompts} prompts appear in both train and eval ({self.overlap_eval_rows} eval rows)")
+            out.append(
+                f"{self.overlap_prompts} prompts appear in both train and eval ({self.overlap_eval_rows} eval rows)"
+            )
         if not self.phi.clean and not self.allow_phi:
             out.append(f"possible PHI ({self.phi.summary()}); de-identify it, or set allow_phi: true if it already is")
         return out
@@ -160,7 +162,9 @@ def validate_command(
 ) -> int:
     """CLI entry: print the report; exit code 0 if ok, 1 if it found problems, 2 on unreadable input."""
     try:
-        report = validate_path(path, kind, columns, shape, tokenizer, max_length, eval_path, None, allow_phi, allow_network)  # type: ignore[arg-type]
+        report = validate_path(
+            path, kind, columns, shape, tokenizer, max_length, eval_path, None, allow_phi, allow_network
+        )  # type: ignore[arg-type]
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -199,7 +203,9 @@ def load_tokenizer(name: str) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot load tokenizer '{name}' ({e})", "give a local model directory or a cached hub id") from None
+        raise UserError(
+            f"cannot load tokenizer '{name}' ({e})", "give a local model directory or a cached hub id"
+        ) from None
     if not getattr(tok, "chat_template", None):
         raise UserError(f"tokenizer '{name}' has no chat template", "use the tokenizer of the chat model you train")
     return tok

@@ -60,6 +60,7 @@ def trainer_kwargs(recipe: Recipe, precision: torch.dtype, hw_cuda: bool) -> dic
         "eval_strategy": "no",
         "prediction_loss_only": True,
         "disable_tqdm": False,
+        "logging_nan_inf_filter": False,  # the default hides a NaN loss behind the window average; we stop on it
     }
 
 
@@ -81,10 +82,11 @@ class NonFiniteGuard(TrainerCallback):
         self.last_good_step = 0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        loss = (logs or {}).get("loss")
-        if loss is None:
+        logs = logs or {}
+        if "loss" not in logs:
             return
-        if math.isfinite(loss):
+        loss = float(logs["loss"])
+        if math.isfinite(loss) and math.isfinite(float(logs.get("grad_norm", 0.0))):
             self.last_good_step = state.global_step
         elif self.bad_step is None:
             self.bad_step = state.global_step

@@ -69,20 +69,20 @@ def build_trainer(recipe: Recipe, model, tokenizer, train_rows, eval_rows, hw: H
     )
 
 
-def run_dpo(recipe: Recipe, allow_phi: bool = False) -> RunResult:
+def run_dpo(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
     started = time.time()
     out_dir = recipe.output_dir
     start = sft_start(recipe.dpo.init_from)
     train_rows, eval_rows = load_stage_data(recipe.data, "preference", recipe.seed)
     check_phi(recipe.data, train_rows + eval_rows, allow_phi)
     hw = Hardware.detect()
-    model, tokenizer = load_model(recipe.model, str(start), hw)
+    model, tokenizer = load_model(recipe.model, str(start.resolve()), hw)
     log.info("DPO from %s: %d train pairs, %d eval pairs", start, len(train_rows), len(eval_rows))
     out_dir.mkdir(parents=True, exist_ok=True)
     fps = {"train": rows_fingerprint(train_rows), "eval": rows_fingerprint(eval_rows)}
     save_run_info(out_dir, recipe, fps, {"reference_model": str(start)})
     guard = NonFiniteGuard()
-    trainer = build_trainer(recipe, model, tokenizer, train_rows, eval_rows, hw, [guard])
+    trainer = build_trainer(recipe, model, tokenizer, train_rows, eval_rows, hw, [guard, *callbacks])
     trainer.train(resume_from_checkpoint=resume_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
     eval_metrics = trainer.evaluate() if eval_rows else {}

@@ -42,7 +42,7 @@ def sft_config(recipe: Recipe, precision, hw: Hardware) -> SFTConfig:
     return SFTConfig(**kwargs, completion_only_loss=True, dataset_num_proc=None)
 
 
-def run_sft(recipe: Recipe, allow_phi: bool = False) -> RunResult:
+def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
     started = time.time()
     out_dir = recipe.output_dir
     train_rows, eval_rows = load_stage_data(recipe.data, "sft", recipe.seed)
@@ -61,7 +61,7 @@ def run_sft(recipe: Recipe, allow_phi: bool = False) -> RunResult:
         train_dataset=train_ds,
         processing_class=tokenizer,
         peft_config=peft_config(recipe.lora),
-        callbacks=[guard],
+        callbacks=[guard, *callbacks],
     )
     trainer.train(resume_from_checkpoint=resume_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)

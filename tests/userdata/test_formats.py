@@ -114,7 +114,12 @@ def test_sharegpt_preference() -> None:
 @pytest.mark.parametrize(
     ("name", "shape", "prompt", "completion"),
     [
-        ("messages.jsonl", "messages", [user("Summarize: 60M with HTN on lisinopril.")], "60M, hypertension, on lisinopril."),
+        (
+            "messages.jsonl",
+            "messages",
+            [user("Summarize: 60M with HTN on lisinopril.")],
+            "60M, hypertension, on lisinopril.",
+        ),
         ("prompt_completion.jsonl", "prompt_completion", [user("What does NPO mean?")], "Nothing by mouth."),
         (
             "sharegpt_sft.json",

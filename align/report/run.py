@@ -1,0 +1,211 @@
+"""Report stage: generate with base, SFT and SFT+DPO on held-out data, score each task, compare, write report.*.
+
+Generations are saved to generations.jsonl and reused on a rerun, so scores can be recomputed without regenerating.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from align.config import Recipe
+from align.errors import UserError
+from align.eval.generate import generate, pair_logps
+from align.eval.scoring import SCORERS, higher_is_better, score_task
+from align.eval.stats import mcnemar, paired_bootstrap_ci, preference_summary
+from align.models import Hardware, load_model, load_stage_model
+from align.report.render import render_report
+from align.runinfo import library_versions, write_json
+from align.train.common import RunResult, is_complete
+
+log = logging.getLogger("align")
+ACCURACY_LIKE = ("accuracy",)  # per-example 0/1 series that also get McNemar's test
+
+
+def read_jsonl(path: str) -> list[dict]:
+    if not path:
+        return []
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"held-out data not found: {path}", "run `align data build` or set report.test_data")
+    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def by_task(rows: list[dict], limit: int) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if not limit or len(groups[row["task"]]) < limit:
+            groups[row["task"]].append(row)
+    return dict(groups)
+
+
+def available_variants(recipe: Recipe) -> dict[str, Path | None]:
+    """Which variants can be evaluated: base always; sft and sft_dpo when their stages finished."""
+    sft, dpo = Path(recipe.report.sft), Path(recipe.report.dpo)
+    if not is_complete(sft):
+        raise UserError(f"no finished SFT run at {sft}", "run `make sft` first (the report compares against it)")
+    found = {"base": None, "sft": sft, "sft_dpo": dpo if is_complete(dpo) else None}
+    if found["sft_dpo"] is None:
+        log.info("no finished DPO run at %s: writing an SFT-only report", dpo)
+        found.pop("sft_dpo")
+    return {k: v for k, v in found.items() if k in recipe.report.variants}
+
+
+def load_variant(recipe: Recipe, name: str, stage_dir: Path | None, hw: Hardware):
+    if name == "base":
+        return load_model(recipe.model, hw=hw)
+    return load_stage_model(stage_dir, recipe.model, hw)
+
+
+def load_generations(path: Path) -> dict[tuple[str, str], str]:
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {(r["variant"], r["id"]): r["text"] for r in rows}
+
+
+def generate_all(recipe, variants, tasks, pref_rows, out_dir: Path, hw) -> tuple[dict, dict]:
+    """Generations per (variant, task) and preference log-probs per variant; loads one model at a time."""
+    cache = load_generations(out_dir / "generations.jsonl")
+    gens: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    logps: dict[str, tuple[list[float], list[float]]] = {}
+    records = []
+    for name, stage_dir in variants.items():
+        model, tok = None, None
+        for task, rows in tasks.items():
+            texts = [cache.get((name, r["id"])) for r in rows]
+            if any(t is None for t in texts):
+                if model is None:
+                    model, tok = load_variant(recipe, name, stage_dir, hw)
+                max_new = recipe.report.max_new_tokens.get(task, 96)
+                texts = generate(model, tok, [r["prompt"] for r in rows], max_new, recipe.report.batch_size, f"{name}/{task}")
+            gens[name][task] = texts
+            records += [{"variant": name, "task": task, "id": r["id"], "text": t} for r, t in zip(rows, texts, strict=True)]
+        if pref_rows and name in ("sft", "sft_dpo"):
+            if model is None:
+                model, tok = load_variant(recipe, name, stage_dir, hw)
+            logps[name] = pair_logps(model, tok, pref_rows, recipe.data.max_length)
+        del model
+        gc.collect()
+    write_jsonl(out_dir / "generations.jsonl", records)
+    return gens, logps
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    from align.runinfo import write_atomic
+
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def compare(task_scores: dict, n_boot: int, seed: int) -> dict[str, dict]:
+    """SFT+DPO minus SFT for every per-example metric: paired bootstrap CI, McNemar for 0/1 correctness."""
+    sft, dpo = task_scores.get("sft"), task_scores.get("sft_dpo")
+    if sft is None or dpo is None:
+        return {}
+    deltas = {}
+    for metric, a in sft.per_example.items():
+        b = dpo.per_example[metric]
+        delta, lo, hi = paired_bootstrap_ci(a, b, n_boot=n_boot, seed=seed)
+        entry = {"value": delta, "ci95": [lo, hi], "p_mcnemar": None, "higher_is_better": higher_is_better(metric)}
+        if metric in ACCURACY_LIKE:
+            entry["p_mcnemar"] = mcnemar(a, b)["p_value"]
+        deltas[metric] = entry
+    return deltas
+
+
+def task_section(task: str, rows: list[dict], gens: dict, recipe: Recipe) -> dict:
+    scores = {v: score_task(task, gens[v][task], rows, drug_lexicon()) for v in gens if task in gens[v]}
+    any_scores = next(iter(scores.values()))
+    section = {
+        "n": len(rows),
+        "primary_metric": any_scores.primary_metric,
+        "variants": {v: s.metrics for v, s in scores.items()},
+        "deltas": compare(scores, recipe.report.n_boot, recipe.seed),
+        "examples": examples(rows, gens, task),
+    }
+    if "confusion" in any_scores.extra:
+        section["confusion"] = {v: s.extra["confusion"] for v, s in scores.items()}
+    return section
+
+
+def examples(rows: list[dict], gens: dict, task: str, k: int = 4) -> list[dict]:
+    out = []
+    for i, row in enumerate(rows[:k]):
+        item = {"prompt": row["prompt"][-1]["content"], "gold": row["completion"][0]["content"]}
+        item.update({v: gens[v][task][i] for v in ("sft", "sft_dpo") if v in gens and task in gens[v]})
+        out.append(item)
+    return out
+
+
+def drug_lexicon() -> tuple[str, ...]:
+    try:
+        from align.data.tasks.summarization import DRUGS
+    except ImportError:
+        return ()
+    return tuple(DRUGS)
+
+
+def preference_section(pref_rows: list[dict], logps: dict, beta: float) -> dict:
+    if "sft" not in logps:
+        return {}
+    ref_c, ref_r = logps["sft"]
+    out = {"sft": {**preference_summary(ref_c, ref_r, ref_c, ref_r, beta), **logp_preference(ref_c, ref_r)}}
+    if "sft_dpo" in logps:
+        pc, pr = logps["sft_dpo"]
+        out["sft_dpo"] = {**preference_summary(pc, pr, ref_c, ref_r, beta), **logp_preference(pc, pr)}
+    return out
+
+
+def logp_preference(chosen: list[float], rejected: list[float]) -> dict[str, float]:
+    """Does the model itself give the chosen answer a higher log-prob than the rejected one?"""
+    wins = sum(c > r for c, r in zip(chosen, rejected, strict=True))
+    return {"logp_accuracy": wins / len(chosen), "mean_chosen_logp": sum(chosen) / len(chosen)}
+
+
+def training_curves(variants: dict) -> dict:
+    out = {}
+    for stage, key in (("sft", "sft"), ("dpo", "sft_dpo")):
+        path = variants.get(key)
+        if path is not None and (Path(path) / "metrics.json").is_file():
+            out[stage] = json.loads((Path(path) / "metrics.json").read_text())["curves"]
+    return out
+
+
+def run_report(recipe: Recipe) -> RunResult:
+    started = time.time()
+    out_dir = recipe.output_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    variants = available_variants(recipe)
+    tasks = by_task(read_jsonl(recipe.report.test_data), recipe.report.max_examples_per_task)
+    tasks = {t: rows for t, rows in tasks.items() if t in SCORERS}
+    pref_rows = read_jsonl(recipe.report.pref_data)
+    hw = Hardware.detect()
+    gens, logps = generate_all(recipe, variants, tasks, pref_rows, out_dir, hw)
+    report = {
+        "tasks": {task: task_section(task, rows, gens, recipe) for task, rows in tasks.items()},
+        "preference": preference_section(pref_rows, logps, dpo_beta(variants)),
+        "training": training_curves(variants),
+        "meta": {
+            "variants": list(variants),
+            "versions": library_versions(),
+            "wall_time_s": round(time.time() - started, 1),
+            "test_data": recipe.report.test_data,
+            "pref_data": recipe.report.pref_data,
+        },
+    }
+    write_json(out_dir / "report.json", report)
+    render_report(report, out_dir)
+    return RunResult(out_dir, out_dir, {"report": str(out_dir / "report.html")})
+
+
+def dpo_beta(variants: dict) -> float:
+    import yaml
+
+    path = variants.get("sft_dpo")
+    if path is None or not (Path(path) / "recipe.yaml").is_file():
+        return 0.1
+    return float(yaml.safe_load((Path(path) / "recipe.yaml").read_text())["dpo"]["beta"])
