@@ -59,13 +59,37 @@ def _data(args: argparse.Namespace) -> int:
 
         print(dataset_stats(Path(args.dir)))
         return 0
+    from align.data.formats import parse_columns_arg
+    from align.data.load import guess_kind
+
+    is_recipe = args.path.endswith((".yaml", ".yml"))
+    cols = parse_columns_arg(args.columns) if args.columns else None
+    kind = args.kind if is_recipe else guess_kind(args.path, args.kind, cols)
     if args.data_command == "validate":
         from align.data.validate import validate_command
 
-        return validate_command(args.path, args.kind, args.columns, max_length=args.max_length)
+        if is_recipe:
+            return _validate_recipe(args.path, args.max_length)
+        return validate_command(args.path, kind, args.columns, max_length=args.max_length)
     from align.data.inspect import inspect_command
 
-    return inspect_command(args.path, args.n, args.kind, args.columns)
+    return inspect_command(args.path, args.n, kind, args.columns)
+
+
+def _validate_recipe(path: str, max_length: int) -> int:
+    """Validate every dataset a recipe trains or evaluates on, with its mapping and max_length."""
+    from align.config import load_recipe
+    from align.data.load import ensure_bundled
+    from align.data.validate import validate_command
+
+    recipe = load_recipe(path)
+    ensure_bundled(recipe.data)
+    kind = "sft" if recipe.stage == "sft" else "preference"
+    codes = []
+    for spec in recipe.data.train + recipe.data.eval:
+        cols = ",".join(f"{k}={v}" for k, v in spec.columns.items()) or None
+        codes.append(validate_command(spec.path, kind, cols, spec.shape, max_length=recipe.data.max_length))
+    return max(codes, default=0)
 
 
 def _prepare(args: argparse.Namespace) -> int:

@@ -122,3 +122,19 @@ def check_phi(cfg: DataConfig, rows: list[dict], allow_phi: bool) -> None:
     from align.data.phi import require_no_phi
 
     require_no_phi(rows, allow_phi or cfg.allow_phi, ", ".join(user_paths))
+
+
+PREFERENCE_KEYS = ("chosen", "rejected", "responses", "scores", "completions")
+
+
+def guess_kind(path: str, kind: str, columns: dict[str, str] | None = None) -> str:
+    """`auto` -> preference when the first row (or the column mapping) has preference fields, else sft."""
+    if kind != "auto":
+        return kind
+    if columns and ("chosen" in columns or "rejected" in columns):
+        return "preference"
+    from align.data.readers import read_records
+
+    first = next(iter(read_records(path)), None)
+    keys = set(first.data) if first is not None else set()
+    return "preference" if keys & set(PREFERENCE_KEYS) else "sft"

@@ -39,7 +39,9 @@ def generate(
 
 
 @torch.no_grad()
-def pair_logps(model, tokenizer, rows: list[dict], max_length: int, capacity: int = 2048) -> tuple[list[float], list[float]]:
+def pair_logps(
+    model, tokenizer, rows: list[dict], max_length: int, capacity: int = 2048
+) -> tuple[list[float], list[float]]:
     """Sum of answer-token log-probs for chosen and rejected sides of each pair, computed packed (no cache)."""
     model.eval()
     chosen: list[float] = []

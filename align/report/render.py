@@ -32,8 +32,8 @@ CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}.verdict{font-weight:600}.better{color:#1a7f37}.worse{color:#c62828}
-.examples td{text-align:left;vertical-align:top;width:25%}pre{white-space:pre-wrap;margin:0;font-size:.85em}
-figure{display:inline-block;margin:.5em 1em .5em 0}figcaption{font-size:.8em;color:#555;max-width:560px}
+.examples td,.examples th{text-align:left;vertical-align:top;width:25%}pre{white-space:pre-wrap;margin:0;font-size:.85em}
+figure{display:inline-block;margin:.5em 1em .5em 0}figcaption{font-size:.8em;color:#555;max-width:520px}
 """
 
 
@@ -116,6 +116,12 @@ def _delta(data: dict, metric: str) -> tuple[float, float, float] | None:
     return float(entry["value"]), float(lo), float(hi)
 
 
+def _direction(data: dict, metric: str) -> bool | None:
+    """The delta entry's own `higher_is_better` if it has one (custom metrics), else the built-in table."""
+    entry = data.get("deltas", {}).get(metric) or {}
+    return entry["higher_is_better"] if "higher_is_better" in entry else higher_is_better(metric)
+
+
 def verdict(task: str, data: dict) -> str:
     """One line: primary metric for SFT and SFT+DPO, the delta with its CI and McNemar p, and what it means."""
     metric, variants = data.get("primary_metric"), data.get("variants", {})
@@ -129,7 +135,7 @@ def verdict(task: str, data: dict) -> str:
     value, lo, hi = delta
     p = data["deltas"][metric].get("p_mcnemar")
     p_text = f", McNemar p = {p:.3g}" if isinstance(p, int | float) else ""
-    meaning = significance_text(lo, hi, higher_is_better(metric))
+    meaning = significance_text(lo, hi, _direction(data, metric))
     return (
         f"{task}: {metric} SFT {_num(sft)} → SFT+DPO {_num(dpo)} "
         f"(Δ {value:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]{p_text}): {meaning}"
@@ -147,8 +153,11 @@ def _bar_plot(task: str, data: dict) -> Plot | None:
     if "sft" in values and "sft_dpo" in values:
         # The CI belongs to the paired difference; drawn around SFT's value it shows where SFT+DPO may lie.
         deltas = [_delta(data, m) for m in shares]
+        # Clipped to [0, 1]: these metrics are shares, a bound outside it only says "at least 0 / at most 1".
         whiskers["SFT+DPO"] = [
-            (values["sft"][m] + d[1], values["sft"][m] + d[2]) if d and values["sft"].get(m) is not None else None
+            (max(0.0, values["sft"][m] + d[1]), min(1.0, values["sft"][m] + d[2]))
+            if d and values["sft"].get(m) is not None
+            else None
             for m, d in zip(shares, deltas, strict=True)
         ]
     caption = "Bars: each variant's score on the test split"
@@ -211,8 +220,8 @@ def _table_rows(task: str, data: dict) -> tuple[list[str], list[list[str]]]:
             cells += [
                 _num(delta[0], signed=True),
                 ci,
-                _num(p),
-                significance_text(delta[1], delta[2], higher_is_better(metric)),
+                f"{p:.3g}" if isinstance(p, int | float) else "–",  # p can be tiny: significant digits
+                significance_text(delta[1], delta[2], _direction(data, metric)),
             ]
         rows.append(cells)
     return header, rows

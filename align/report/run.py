@@ -82,9 +82,13 @@ def generate_all(recipe, variants, tasks, pref_rows, out_dir: Path, hw) -> tuple
                 if model is None:
                     model, tok = load_variant(recipe, name, stage_dir, hw)
                 max_new = recipe.report.max_new_tokens.get(task, 96)
-                texts = generate(model, tok, [r["prompt"] for r in rows], max_new, recipe.report.batch_size, f"{name}/{task}")
+                texts = generate(
+                    model, tok, [r["prompt"] for r in rows], max_new, recipe.report.batch_size, f"{name}/{task}"
+                )
             gens[name][task] = texts
-            records += [{"variant": name, "task": task, "id": r["id"], "text": t} for r, t in zip(rows, texts, strict=True)]
+            records += [
+                {"variant": name, "task": task, "id": r["id"], "text": t} for r, t in zip(rows, texts, strict=True)
+            ]
         if pref_rows and name in ("sft", "sft_dpo"):
             if model is None:
                 model, tok = load_variant(recipe, name, stage_dir, hw)

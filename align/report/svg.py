@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from html import escape
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756", "#72b7b2", "#888888")
-SERIES_COLOURS = {"base": "#9d9d9d", "sft": "#4c78a8", "sft_dpo": "#f58518"}
-WIDTH, HEIGHT = 560, 320
+# Fixed colours per variant (internal and display names) so SFT is the same blue in every chart.
+SERIES_COLOURS = {"base": "#9d9d9d", "sft": "#4c78a8", "sft_dpo": "#f58518", "SFT": "#4c78a8", "SFT+DPO": "#f58518"}
+WIDTH, HEIGHT = 520, 320
 LEFT, RIGHT, TOP, BOTTOM = 60, 16, 34, 64  # plot margins in px
 
 
@@ -31,10 +32,16 @@ def _frame(title: str, body: list[str], width: int = WIDTH, height: int = HEIGHT
     return head + _text(width / 2, 18, title, size=13, extra=' font-weight="bold"') + "".join(body) + "</svg>"
 
 
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+def _ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) inside [lo, hi]; whole steps if integer."""
     if hi <= lo:
         return [lo]
-    return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+    raw = (hi - lo) / (count - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    step = max(1, math.ceil(step)) if integer else step
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
 def _axes(y_lo: float, y_hi: float, y_label: str, x_label: str = "") -> list[str]:
@@ -104,10 +111,12 @@ def bar_chart(
                 f'<rect class="bar" x="{x:.1f}" y="{top:.1f}" width="{bar_w - 2:.1f}" height="{height:.1f}" '
                 f'fill="{_colour(name, s)}"><title>{escape(f"{name} {group}: {value:.4g}")}</title></rect>'
             )
-            parts.append(_text(x + (bar_w - 2) / 2, top - 3, _fmt(value), size=9))
             whisker = (whiskers.get(name) or [None] * len(groups))[g]
+            label_y = top
             if whisker is not None:
                 parts.append(_whisker(x + (bar_w - 2) / 2, whisker, y_lo, y_hi))
+                label_y = min(top, _scale(max(whisker), y_lo, y_hi, bottom, TOP))  # keep the label above the cap
+            parts.append(_text(x + (bar_w - 2) / 2, label_y - 3, _fmt(value), size=9))
     parts += _legend(list(series), [_colour(n, i) for i, n in enumerate(series)], HEIGHT - 22)
     return _frame(title, parts)
 
@@ -136,7 +145,7 @@ def line_chart(
         y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
     parts = _axes(y_lo, y_hi, y_label, x_label)
     bottom, right = HEIGHT - BOTTOM, WIDTH - RIGHT
-    for tick in _ticks(x_lo, x_hi):
+    for tick in _ticks(x_lo, x_hi, integer=all(x.is_integer() for x in xs)):
         parts.append(_text(_scale(tick, x_lo, x_hi, LEFT, right), bottom + 14, _fmt(tick), size=10))
     for i, (name, pts) in enumerate(clean.items()):
         coords = " ".join(
