@@ -141,8 +141,9 @@ def add_errors(
     corrupt: Callable[[Item, str, random.Random], tuple[str, dict]],
     rng: random.Random,
 ) -> None:
-    """Give every item a rejected answer with one error type; each split is balanced on its own."""
-    for split in SPLITS:
+    """Give every item a rejected answer with one error type; each split is balanced on its own. Held-out splits go
+    first so the size of train never changes their rejected answers."""
+    for split in FILL_ORDER:
         picker = ErrorPicker(mix)
         for it in items[split]:
             error_type = picker.pick(allowed(it), rng)
@@ -151,6 +152,6 @@ def add_errors(
             it.pair_meta = {"error_type": error_type, **extra}
 
 
-def cycle_pick(counter: int, options: list | tuple):
-    """The counter-th option, cycling, so labels come out balanced."""
-    return options[counter % len(options)]
+def article(age: int) -> str:
+    """'An' for ages read aloud with a vowel sound (8, 11, 18, 80-89), else 'A'."""
+    return "An" if str(age).startswith("8") or age in (11, 18) else "A"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from align.data.tasks.common import Item, Rows, add_errors, assign_splits, resolve_mix, to_rows
+from align.data.tasks.common import Item, Rows, add_errors, article, assign_splits, resolve_mix, to_rows
 
 TASK = "triage"
 INSTRUCTION = (
@@ -258,8 +258,8 @@ def render_vignette(v: Vignette, style: int) -> str:
         )
     if style == 1:
         return (
-            f"{'An' if str(v.age)[:1] == '8' or v.age in (11, 18) else 'A'} {v.age}-year-old {_who(v)} presents with {c.text}. Past history: {hist}. On arrival the patient is "
-            f"{mental}. Vital signs: {vitals}. {pain}{_extras(v)}"
+            f"{article(v.age)} {v.age}-year-old {_who(v)} presents with {c.text}. Past history: {hist}. "
+            f"On arrival the patient is {mental}. Vital signs: {vitals}. {pain}{_extras(v)}"
         )
     return (
         f"Triage note: {v.age} y/o {'M' if v.sex == 'M' else 'F'}, {c.text}. PMH: {hist}. Mental status: {mental}. "
