@@ -19,16 +19,17 @@ def _stage(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     recipe.stage = args.command
     out = recipe.output_dir
-    if args.command != "report" and is_complete(out) and not args.force:
+    training = args.command != "report"
+    if training and is_complete(out) and not args.force:
         print(f"{args.command}: already complete at {out} (pass --force to train again)")
         return 0
-    if args.force and args.command != "report":
+    if training and args.force:
         import shutil
 
         shutil.rmtree(out, ignore_errors=True)
     log.info("recipe %s -> %s", args.recipe, out)
     run = _runner(args.command)
-    result = run(recipe, allow_phi=args.allow_phi) if args.command != "report" else run(recipe)
+    result = run(recipe, allow_phi=args.allow_phi) if training else run(recipe)
     print(f"{args.command}: done; outputs in {result.out_dir}")
     return 0
 
@@ -100,7 +101,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from align.bench import run_bench
+    from align.bench.run import run_bench
 
     run_bench(Path(args.out), quick=args.quick)
     return 0
@@ -108,7 +109,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _add_stage(sub, name: str, text: str) -> None:
     p = sub.add_parser(name, help=text, description=text)
-    p.add_argument("recipe", help="recipe YAML, e.g. recipes/smollm2-135m/%s.yaml" % name)
+    p.add_argument("recipe", help=f"recipe YAML, e.g. recipes/smollm2-135m/{name}.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.learning_rate=1e-4")
     if name != "report":
         p.add_argument("--force", action="store_true", help="discard a finished or partial run and train again")
@@ -131,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scale", type=float, default=1.0, help="multiply train sizes (e.g. 10 for GPU runs)")
     s = dsub.add_parser("stats", help="counts, label distributions and lengths per split")
     s.add_argument("dir", nargs="?", default="data/clinical")
-    for name, text in (("validate", "check a dataset before training"), ("inspect", "show rows as the model sees them")):
+    for name, text in (
+        ("validate", "check a dataset before training"),
+        ("inspect", "show rows as the model sees them"),
+    ):
         v = dsub.add_parser(name, help=text, description=text)
         v.add_argument("path", help="a data file (jsonl/json/csv/parquet), a saved datasets dir, or a recipe YAML")
         v.add_argument("--kind", choices=["auto", "sft", "preference"], default="auto")

@@ -56,6 +56,7 @@ class DataConfig:
     test_split_size: float = 0.0  # carve an eval split from train when `eval` is empty (fraction or count)
     max_length: int = 768  # per sequence (prompt + answer); longer rows are truncated, counted and reported
     tasks: list[str] = field(default_factory=list)  # keep only these tasks (empty = all)
+    limit_per_task: dict[str, int] = field(default_factory=dict)  # first N train rows of a task (CPU budgets)
     allow_phi: bool = False  # train even when the PHI scan finds likely identifiers
     build_bundled: bool = True  # build data/clinical/ first if a path under it is missing
 
@@ -82,7 +83,8 @@ class TrainConfig:
 class DPOSection:
     init_from: str = "outputs/default/sft"  # the SFT stage directory: policy and reference start there
     beta: float = 0.1
-    loss_type: list[str] = field(default_factory=lambda: ["sigmoid"])
+    loss_type: list[str] = field(default_factory=lambda: ["sigmoid"])  # TRL's DPO loss types, combined if several
+    loss_weights: list[float] = field(default_factory=list)  # one per loss_type (empty = all 1.0)
     ref_cache: bool = True  # reference log-probs computed once, cached on disk, reused across runs
     label_smoothing: float = 0.0
 
@@ -94,7 +96,8 @@ class ReportSection:
     test_data: str = "data/clinical/sft_test.jsonl"
     pref_data: str = "data/clinical/pref_test.jsonl"
     variants: list[str] = field(default_factory=lambda: ["base", "sft", "sft_dpo"])
-    max_examples_per_task: int = 0  # 0 = all
+    max_examples_per_task: int = 0  # test prompts per task (0 = all)
+    max_pairs_per_task: int = 0  # held-out preference pairs per task (0 = all)
     batch_size: int = 16
     max_new_tokens: dict[str, int] = field(
         default_factory=lambda: {"triage": 48, "provider_routing": 32, "reasoning": 48, "summarization": 160}
@@ -130,10 +133,14 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         node = yaml.compose(text)
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
-        raise UserError(f"invalid YAML: {getattr(err, 'problem', err)}", "fix the syntax", str(path), _one(line)) from None
+        raise UserError(
+            f"invalid YAML: {getattr(err, 'problem', err)}", "fix the syntax", str(path), _one(line)
+        ) from None
     raw, lines = _to_python(node) if node is not None else ({}, {})
     if not isinstance(raw, dict):
-        raise UserError("a recipe must be a mapping of keys to values", "see recipes/smollm2-135m/sft.yaml", str(path), 1)
+        raise UserError(
+            "a recipe must be a mapping of keys to values", "see recipes/smollm2-135m/sft.yaml", str(path), 1
+        )
     for item in overrides or []:
         _apply_override(raw, item)
     return build(Recipe, raw, str(path), lines)

@@ -57,8 +57,15 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def is_main_process() -> bool:
+    """Rank 0 (or a single process): the only one that writes outputs under a multi-process launch."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
 def save_run_info(out_dir: Path, recipe: Recipe, data_fingerprints: dict[str, str], extra: dict | None = None) -> None:
-    """recipe.yaml (resolved) and versions.json (libraries, data fingerprints, seed, git commit)."""
+    """recipe.yaml (resolved) and versions.json (libraries, data fingerprints, seed, git commit); rank 0 only."""
+    if not is_main_process():
+        return
     write_atomic(out_dir / "recipe.yaml", dump_recipe(recipe))
     info = {
         "versions": library_versions(),

@@ -55,9 +55,26 @@ def toy_rows(n: int, kind: str) -> list[dict]:
         good = f"ESI level: {1 + i % 5}\nRationale: finding {i}" + " with detail" * (i % 3)
         bad = f"ESI level: {1 + (i + 2) % 5}\nRationale: wrong {i}"
         if kind == "sft":
-            rows.append({"id": f"t{i}", "task": "triage", "prompt": prompt, "completion": [{"role": "assistant", "content": good}], "meta": {"esi": 1 + i % 5}})
+            rows.append(
+                {
+                    "id": f"t{i}",
+                    "task": "triage",
+                    "prompt": prompt,
+                    "completion": [{"role": "assistant", "content": good}],
+                    "meta": {"esi": 1 + i % 5},
+                }
+            )
         else:
-            rows.append({"id": f"t{i}", "task": "triage", "prompt": prompt, "chosen": [{"role": "assistant", "content": good}], "rejected": [{"role": "assistant", "content": bad}], "meta": {"error_type": "over_triage"}})
+            rows.append(
+                {
+                    "id": f"t{i}",
+                    "task": "triage",
+                    "prompt": prompt,
+                    "chosen": [{"role": "assistant", "content": good}],
+                    "rejected": [{"role": "assistant", "content": bad}],
+                    "meta": {"error_type": "over_triage"},
+                }
+            )
     return rows
 
 
@@ -74,10 +91,14 @@ def tiny_recipe(tmp_path, tiny_model_dir):
     def make(stage: str, *overrides: str, n: int = 12):
         kind = "sft" if stage == "sft" else "preference"
         train = write_jsonl(tmp_path / "data" / f"{kind}_train.jsonl", toy_rows(n, "sft" if stage == "sft" else "pref"))
-        ev = write_jsonl(tmp_path / "data" / f"{kind}_eval.jsonl", toy_rows(4, "sft" if stage == "sft" else "pref")[:0] + [
-            {**r, "id": "e" + r["id"], "prompt": [{"role": "user", "content": "eval " + r["prompt"][0]["content"]}]}
-            for r in toy_rows(4, "sft" if stage == "sft" else "pref")
-        ])
+        ev = write_jsonl(
+            tmp_path / "data" / f"{kind}_eval.jsonl",
+            toy_rows(4, "sft" if stage == "sft" else "pref")[:0]
+            + [
+                {**r, "id": "e" + r["id"], "prompt": [{"role": "user", "content": "eval " + r["prompt"][0]["content"]}]}
+                for r in toy_rows(4, "sft" if stage == "sft" else "pref")
+            ],
+        )
         recipe = REPO / "recipes" / "smollm2-135m" / f"{stage}.yaml"
         base = [
             f"stage={stage}",

@@ -35,7 +35,9 @@ def test_misspelled_key_names_line_and_suggests(tmp_path):
 def test_bad_choice_lists_valid_values(tmp_path):
     bad = tmp_path / "r.yaml"
     bad.write_text("model:\n  precision: fp16\n")
-    with pytest.raises(UserError, match=r"r.yaml:2: model.precision = 'fp16' is not allowed; choose one of 'auto', 'bf16', 'fp32'"):
+    with pytest.raises(
+        UserError, match=r"r.yaml:2: model.precision = 'fp16' is not allowed; choose one of 'auto', 'bf16', 'fp32'"
+    ):
         load_recipe(bad)
 
 

@@ -104,7 +104,14 @@ def _length(messages: list[dict], tokenizer) -> int:
     if tokenizer is None:
         return sum(len(m["content"].split()) for m in messages)
     if getattr(tokenizer, "chat_template", None):
-        return len(tokenizer.apply_chat_template(messages, tokenize=True))
+        from align.data.collate import render_prompt
+
+        if messages[-1]["role"] == "assistant":
+            from align.data.collate import render
+
+            prompt_ids, answer_ids = render(tokenizer, messages[:-1], messages[-1:])
+            return len(prompt_ids) + len(answer_ids)
+        return len(render_prompt(tokenizer, messages))
     return len(tokenizer("\n".join(m["content"] for m in messages))["input_ids"])
 
 

@@ -79,12 +79,26 @@ def mix(parts: list[tuple[list[dict], float]], seed: int) -> list[dict]:
     return out
 
 
-def load_split(specs: list[DatasetConfig], kind: str, tasks: list[str], seed: int) -> list[dict]:
+def load_split(
+    specs: list[DatasetConfig], kind: str, tasks: list[str], seed: int, limits: dict[str, int] | None = None
+) -> list[dict]:
     parts = [(load_dataset_rows(s, kind), s.weight) for s in specs]
     rows = mix(parts, seed)
     if tasks:
         rows = [r for r in rows if r.get("task") in tasks]
-    return rows
+    return limit_per_task(rows, limits or {})
+
+
+def limit_per_task(rows: list[dict], limits: dict[str, int]) -> list[dict]:
+    """Keep the first N rows of each task named in `limits`; other tasks keep every row."""
+    seen: dict[str, int] = {}
+    out = []
+    for row in rows:
+        task = row.get("task", "")
+        seen[task] = seen.get(task, 0) + 1
+        if task not in limits or seen[task] <= limits[task]:
+            out.append(row)
+    return out
 
 
 def split_by_prompt(rows: list[dict], size: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -102,7 +116,7 @@ def load_stage_data(cfg: DataConfig, kind: str, seed: int) -> tuple[list[dict], 
     if not cfg.train:
         raise UserError("the recipe has no data.train", "add data.train: path/to/file.jsonl")
     ensure_bundled(cfg)
-    train = load_split(cfg.train, kind, cfg.tasks, seed)
+    train = load_split(cfg.train, kind, cfg.tasks, seed, cfg.limit_per_task)
     evals = load_split(cfg.eval, kind, cfg.tasks, seed) if cfg.eval else []
     if not evals and cfg.test_split_size:
         train, evals = split_by_prompt(train, cfg.test_split_size, seed)

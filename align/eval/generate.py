@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from align.data.collate import pack, render_pair, render_prompt, sequence_logps
+from align.data.collate import Packed, pack, render_pair, render_prompt, segment_sum
 
 
 @torch.no_grad()
@@ -54,10 +54,25 @@ def pair_logps(
                 ids.append(r["prompt_ids"] + r[side])
                 labels.append([-100] * len(r["prompt_ids"]) + r[side])
         p = pack(ids, labels, max(capacity, max(len(x) for x in ids)), tokenizer.pad_token_id)
-        logits = model(
-            input_ids=p.input_ids.to(model.device), position_ids=p.position_ids.to(model.device), use_cache=False
-        ).logits
-        logps = sequence_logps(logits, p.labels.to(model.device), p.seq_ids.to(model.device), len(ids)).cpu()
+        logps = labelled_logps(model, p, len(ids))
         chosen += logps[0::2].tolist()
         rejected += logps[1::2].tolist()
     return chosen, rejected
+
+
+def labelled_logps(model, p: Packed, num_seqs: int) -> torch.Tensor:
+    """Per-sequence log-probs, projecting through the LM head only at labelled positions (answers are ~20% of tokens).
+
+    Same numbers as `collate.sequence_logps` on full logits (tested); assumes a plain linear LM head (LLaMA-style:
+    no logit scaling or soft-capping).
+    """
+    device = model.device
+    backbone = getattr(model, model.base_model_prefix)
+    hidden = backbone(
+        input_ids=p.input_ids.to(device), position_ids=p.position_ids.to(device), use_cache=False
+    ).last_hidden_state  # (B, T, H)
+    target = p.labels[:, 1:].to(device)
+    mask = target != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][mask]).float()  # (n, V)
+    token = torch.log_softmax(logits, dim=-1).gather(-1, target[mask].unsqueeze(-1)).squeeze(-1)
+    return segment_sum(token, p.seq_ids[:, 1:].to(device)[mask], num_seqs).cpu()

@@ -186,7 +186,8 @@ def run_report(recipe: Recipe) -> RunResult:
     variants = available_variants(recipe)
     tasks = by_task(read_jsonl(recipe.report.test_data), recipe.report.max_examples_per_task)
     tasks = {t: rows for t, rows in tasks.items() if t in SCORERS}
-    pref_rows = read_jsonl(recipe.report.pref_data)
+    pref_groups = by_task(read_jsonl(recipe.report.pref_data), recipe.report.max_pairs_per_task)
+    pref_rows = [row for rows in pref_groups.values() for row in rows]
     hw = Hardware.detect()
     gens, logps = generate_all(recipe, variants, tasks, pref_rows, out_dir, hw)
     report = {

@@ -15,7 +15,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from align.config import Recipe
 from align.errors import UserError
-from align.runinfo import write_json
+from align.runinfo import is_main_process, write_json
 
 log = logging.getLogger("align")
 
@@ -131,13 +131,16 @@ def save_metrics(out_dir: Path, trainer, keys: tuple[str, ...], started: float, 
         "wall_time_s": round(time.time() - started, 1),
         **extra,
     }
-    write_json(out_dir / "metrics.json", metrics)
+    if is_main_process():
+        write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
 def save_final(trainer, tokenizer, out_dir: Path) -> Path:
     """final/: the LoRA adapter (PEFT) or full weights, loadable with plain transformers/PEFT; safetensors only."""
     final = out_dir / "final"
+    if not is_main_process():
+        return final
     tmp = out_dir / ".final.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save_pretrained(str(tmp), safe_serialization=True)
@@ -150,6 +153,8 @@ def save_final(trainer, tokenizer, out_dir: Path) -> Path:
 def save_merged(model, tokenizer, out_dir: Path) -> Path:
     """merged/: the adapter folded into the base weights, the starting point and reference for the next stage."""
     merged = out_dir / "merged"
+    if not is_main_process():
+        return merged
     tmp = out_dir / ".merged.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)

@@ -42,6 +42,7 @@ def dpo_config(recipe: Recipe, precision, hw: Hardware) -> DPOConfig:
         **common_kwargs(recipe, precision, hw.cuda),
         beta=recipe.dpo.beta,
         loss_type=list(recipe.dpo.loss_type),
+        loss_weights=list(recipe.dpo.loss_weights) or None,
         label_smoothing=recipe.dpo.label_smoothing,
         max_length=recipe.data.max_length,
         precompute_ref_log_probs=recipe.dpo.ref_cache,

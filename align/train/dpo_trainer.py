@@ -18,6 +18,7 @@ from trl.trainer.utils import use_adapter
 
 from align.data.collate import template_fingerprint
 from align.train import refcache
+from align.train.fused_head import enable_compact_scoring
 from align.train.packed import PackedCausalLM, PackStats
 
 log = logging.getLogger("align")
@@ -31,6 +32,7 @@ class AlignDPOTrainer(DPOTrainer):
         self.pack_stats = PackStats()
         self.ref_forward_calls = 0
         self.ref_cache_hits = 0
+        enable_compact_scoring()
         super().__init__(*args, **kwargs)
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from trl.trainer.utils import FusedCausalLMOutput
 
-from align.data.collate import pack, unpack_shifted
+from align.data.collate import Packed, pack, unpack_shifted
 
 PER_TOKEN_FIELDS = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1", "label_mask")
 
@@ -54,18 +54,54 @@ class PackedCausalLM:
         ids = [input_ids[i, :n].tolist() for i, n in enumerate(lengths)]
         labs = [labels[i, :n].tolist() for i, n in enumerate(lengths)]
         packed = pack(ids, labs, max(self.capacity, max(lengths)), self.pad_id)
-        device = input_ids.device
-        out = self.model(
+        per_bin = not input_ids.is_cuda  # CPU: one call per bin, no filler at all; GPU: one batched call
+        outs = (
+            self._forward_bins(packed, input_ids.device) if per_bin else [self._forward_rows(packed, input_ids.device)]
+        )
+        real = packed.real_tokens
+        self.stats.add(real, real if per_bin else packed.total_tokens, packed.input_ids.shape[0])
+        width = input_ids.shape[1] - 1
+        fields = {}
+        for name in PER_TOKEN_FIELDS:
+            parts = [getattr(o, name, None) for o in outs]
+            if parts[0] is None:
+                fields[name] = None
+                continue
+            rows = _stack_ragged(parts) if per_bin else parts[0]
+            fields[name] = unpack_shifted(rows, packed, width)
+        loss = torch.stack([o.loss for o in outs]).mean()
+        return FusedCausalLMOutput(loss=loss, aux_loss=getattr(outs[0], "aux_loss", None), **fields)
+
+    def _forward_rows(self, packed: Packed, device: torch.device):
+        return self.model(
             input_ids=packed.input_ids.to(device),
             position_ids=packed.position_ids.to(device),
             labels=packed.labels.to(device),
             use_cache=False,
             fused_lm_head=True,
         )
-        self.stats.add(packed.real_tokens, packed.total_tokens, packed.input_ids.shape[0])
-        width = input_ids.shape[1] - 1
-        fields = {}
-        for name in PER_TOKEN_FIELDS:
-            value = getattr(out, name, None)
-            fields[name] = None if value is None else unpack_shifted(value, packed, width)
-        return FusedCausalLMOutput(loss=out.loss, aux_loss=getattr(out, "aux_loss", None), **fields)
+
+    def _forward_bins(self, packed: Packed, device: torch.device) -> list:
+        """One forward per bin, each cut to its real length: no filler tokens are computed."""
+        outs = []
+        for b in range(packed.input_ids.shape[0]):
+            n = int((packed.seq_ids[b] >= 0).sum())
+            row = Packed(
+                packed.input_ids[b : b + 1, :n],
+                packed.position_ids[b : b + 1, :n],
+                packed.labels[b : b + 1, :n],
+                packed.seq_ids[b : b + 1, :n],
+                [],
+                [],
+            )
+            outs.append(self._forward_rows(row, device))
+        return outs
+
+
+def _stack_ragged(parts: list[torch.Tensor]) -> torch.Tensor:
+    """(1, L_b) tensors -> (nbins, max L_b), zero-filled on the right (slice assignment keeps autograd)."""
+    width = max(p.shape[1] for p in parts)
+    out = parts[0].new_zeros((len(parts), width))
+    for b, p in enumerate(parts):
+        out[b, : p.shape[1]] = p[0]
+    return out

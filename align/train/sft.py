@@ -23,6 +23,7 @@ from align.train.common import (
     save_metrics,
     trainer_kwargs,
 )
+from align.train.fused_head import enable_compact_scoring
 
 log = logging.getLogger("align")
 
@@ -44,6 +45,7 @@ def sft_config(recipe: Recipe, precision, hw: Hardware) -> SFTConfig:
 
 def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
     started = time.time()
+    enable_compact_scoring()
     out_dir = recipe.output_dir
     train_rows, eval_rows = load_stage_data(recipe.data, "sft", recipe.seed)
     check_phi(recipe.data, train_rows + eval_rows, allow_phi)

@@ -5,7 +5,7 @@ import math
 import torch
 from transformers import AutoModelForCausalLM
 
-from align.data.collate import pack, plan_bins, render, render_pair, render_sft, sequence_logps, unpack_shifted
+from align.data.collate import pack, plan_bins, render_pair, render_sft, sequence_logps, unpack_shifted
 from tests.conftest import toy_rows
 
 
@@ -57,10 +57,10 @@ def test_packed_logps_equal_unpacked(tiny_model_dir, tokenizer):
     model.eval()
     seqs = [render_sft(tokenizer, r, 256) for r in toy_rows(6, "sft")]
     ids = [s["input_ids"] for s in seqs]
-    labels = [[t if m else -100 for t, m in zip(s["input_ids"], s["completion_mask"])] for s in seqs]
+    labels = [[t if m else -100 for t, m in zip(s["input_ids"], s["completion_mask"], strict=False)] for s in seqs]
     expected = []
     with torch.no_grad():
-        for i, lab in zip(ids, labels):
+        for i, lab in zip(ids, labels, strict=False):
             logits = model(input_ids=torch.tensor([i]), use_cache=False).logits
             expected.append(sequence_logps(logits, torch.tensor([lab]), torch.zeros(1, len(i), dtype=torch.long), 1))
         p = pack(ids, labels, capacity=300, pad_id=tokenizer.pad_token_id)
@@ -76,3 +76,18 @@ def test_sft_and_dpo_render_the_chosen_side_identically(tokenizer):
     pair = render_pair(tokenizer, row, 512)
     assert sft["input_ids"] == pair["prompt_ids"] + pair["chosen_ids"]
     assert sft["completion_mask"] == [0] * len(pair["prompt_ids"]) + [1] * len(pair["chosen_ids"])
+
+
+def test_labelled_logps_equal_full_logits(tiny_model_dir, tokenizer):
+    from align.eval.generate import labelled_logps
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    seqs = [render_sft(tokenizer, r, 256) for r in toy_rows(5, "sft")]
+    ids = [s["input_ids"] for s in seqs]
+    labels = [[t if m else -100 for t, m in zip(s["input_ids"], s["completion_mask"], strict=True)] for s in seqs]
+    p = pack(ids, labels, capacity=400, pad_id=tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=p.input_ids, position_ids=p.position_ids, use_cache=False).logits
+        full = sequence_logps(logits, p.labels, p.seq_ids, 5)
+        fast = labelled_logps(model, p, 5)
+    assert torch.allclose(fast, full, atol=1e-4)

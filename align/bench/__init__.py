@@ -1,0 +1,1 @@
+"""Benchmark: align's stages against TRL's defaults (tokens/s, pairs/s, padding, peak RSS, MFU)."""

@@ -1,0 +1,57 @@
+"""The report stage end to end on the tiny model: every variant, every task, saved generations reused on rerun."""
+
+import json
+
+import align.report.run as report_run
+from align.config import load_recipe
+from align.train.dpo import run_dpo
+from align.train.sft import run_sft
+from tests.conftest import REPO
+
+
+def _report_recipe(tmp_path, tiny_model_dir, *extra):
+    out = tmp_path / "outputs" / "default"
+    return load_recipe(
+        REPO / "recipes" / "smollm2-135m" / "report.yaml",
+        [
+            f"output_root={tmp_path / 'outputs'}",
+            f"model.name={tiny_model_dir}",
+            f"report.sft={out / 'sft'}",
+            f"report.dpo={out / 'dpo'}",
+            "report.max_examples_per_task=2",
+            "report.max_pairs_per_task=2",
+            "report.n_boot=200",
+            "report.max_new_tokens={triage: 4, provider_routing: 4, reasoning: 4, summarization: 6}",
+            *extra,
+        ],
+    )
+
+
+def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_recipe, tiny_model_dir, monkeypatch):
+    run_sft(tiny_recipe("sft"))
+    sft_only = report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
+    first = json.loads((sft_only.out_dir / "report.json").read_text())
+    assert set(first["meta"]["variants"]) == {"base", "sft"}  # SFT-only report before DPO exists
+    assert first["tasks"]["triage"]["deltas"] == {}
+    run_dpo(tiny_recipe("dpo"))
+    (sft_only.out_dir / "generations.jsonl").unlink()
+    result = report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
+    report = json.loads((result.out_dir / "report.json").read_text())
+    assert set(report["tasks"]) == {"triage", "provider_routing", "reasoning", "summarization"}
+    tri = report["tasks"]["triage"]
+    assert tri["n"] == 2 and tri["primary_metric"] == "accuracy"
+    assert set(tri["variants"]) == {"base", "sft", "sft_dpo"}
+    lo, hi = tri["deltas"]["accuracy"]["ci95"]
+    assert lo <= tri["deltas"]["accuracy"]["value"] <= hi
+    assert "p_mcnemar" in tri["deltas"]["accuracy"] and len(tri["confusion"]["sft"]) == 5
+    pref = report["preference"]
+    assert pref["sft"]["reward_margin"] == 0 and pref["sft_dpo"]["n"] == 8
+    assert "loss" in report["training"]["sft"] and "rewards/accuracies" in report["training"]["dpo"]
+    gens = (result.out_dir / "generations.jsonl").read_text().splitlines()
+    assert len(gens) == 3 * 4 * 2
+    html = (result.out_dir / "report.html").read_text()
+    assert "<svg" in html and "http://" not in html and "https://" not in html
+    calls = []
+    monkeypatch.setattr(report_run, "generate", lambda *a, **k: calls.append(1) or [])
+    report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
+    assert calls == []  # scores recomputed from generations.jsonl, nothing regenerated

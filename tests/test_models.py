@@ -1,0 +1,43 @@
+"""Attention, precision and hardware requirement selection (GPU paths tested by their selection logic)."""
+
+import pytest
+import torch
+
+from align.config import ModelConfig
+from align.errors import UserError
+from align.models import Hardware, check_requirements, select_attn_implementation, select_precision
+
+CPU = Hardware(cuda=False, flash_attn=False, cuda_bf16=False, cpu_bf16=False)
+CPU_AMX = Hardware(cuda=False, flash_attn=False, cuda_bf16=False, cpu_bf16=True)
+GPU = Hardware(cuda=True, flash_attn=True, cuda_bf16=True, cpu_bf16=False)
+GPU_NO_FA = Hardware(cuda=True, flash_attn=False, cuda_bf16=True, cpu_bf16=False)
+
+
+def test_auto_attention_picks_flash_only_with_cuda_and_flash_attn():
+    assert select_attn_implementation("auto", GPU) == "flash_attention_2"
+    assert select_attn_implementation("auto", GPU_NO_FA) == "sdpa"
+    assert select_attn_implementation("auto", CPU) == "sdpa"
+    assert select_attn_implementation("eager", CPU) == "eager"
+
+
+def test_flash_attention_on_cpu_fails_with_one_line():
+    with pytest.raises(UserError, match="needs a CUDA GPU; set it to auto or sdpa"):
+        select_attn_implementation("flash_attention_2", CPU)
+    with pytest.raises(UserError, match="flash-attn package"):
+        select_attn_implementation("flash_attention_2", GPU_NO_FA)
+
+
+def test_precision_auto_follows_hardware_and_can_be_forced():
+    assert select_precision("auto", CPU) == torch.float32
+    assert select_precision("auto", CPU_AMX) == torch.bfloat16
+    assert select_precision("auto", GPU) == torch.bfloat16
+    assert select_precision("bf16", CPU) == torch.bfloat16
+    assert select_precision("fp32", GPU) == torch.float32
+
+
+def test_gpu_only_recipe_and_qlora_fail_on_cpu():
+    with pytest.raises(UserError, match="this recipe needs a CUDA GPU"):
+        check_requirements(ModelConfig(requires="cuda"), CPU)
+    with pytest.raises(UserError, match=r"4bit \(QLoRA\) needs a CUDA GPU"):
+        check_requirements(ModelConfig(quantization="4bit"), CPU)
+    check_requirements(ModelConfig(), CPU)  # the default runs anywhere
