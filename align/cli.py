@@ -71,7 +71,10 @@ def _data(args: argparse.Namespace) -> int:
 
         if is_recipe:
             return _validate_recipe(args.path, args.max_length)
-        return validate_command(args.path, kind, args.columns, max_length=args.max_length)
+        from align.models import resolve_model_path
+
+        tokenizer = resolve_model_path(args.model, allow_network=False)
+        return validate_command(args.path, kind, args.columns, tokenizer=tokenizer, max_length=args.max_length)
     from align.data.inspect import inspect_command
 
     return inspect_command(args.path, args.n, kind, args.columns)
@@ -142,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         v.add_argument("--columns", help="mapping, e.g. prompt=question,chosen=good_answer,rejected=bad_answer")
         if name == "validate":
             v.add_argument("--max-length", type=int, default=768, help="token budget per row (default 768)")
+            v.add_argument("--model", default="smollm2-135m", help="tokenizer to count tokens with (default smollm2-135m)")
         else:
             v.add_argument("-n", type=int, default=2, help="rows to show (default 2)")
     for d in (b, s):

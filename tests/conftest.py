@@ -90,15 +90,13 @@ def tiny_recipe(tmp_path, tiny_model_dir):
 
     def make(stage: str, *overrides: str, n: int = 12):
         kind = "sft" if stage == "sft" else "preference"
-        train = write_jsonl(tmp_path / "data" / f"{kind}_train.jsonl", toy_rows(n, "sft" if stage == "sft" else "pref"))
-        ev = write_jsonl(
-            tmp_path / "data" / f"{kind}_eval.jsonl",
-            toy_rows(4, "sft" if stage == "sft" else "pref")[:0]
-            + [
-                {**r, "id": "e" + r["id"], "prompt": [{"role": "user", "content": "eval " + r["prompt"][0]["content"]}]}
-                for r in toy_rows(4, "sft" if stage == "sft" else "pref")
-            ],
-        )
+        style = "sft" if stage == "sft" else "pref"
+        train = write_jsonl(tmp_path / "data" / f"{kind}_train.jsonl", toy_rows(n, style))
+        held_out = [
+            {**r, "id": "e" + r["id"], "prompt": [{"role": "user", "content": "eval " + r["prompt"][0]["content"]}]}
+            for r in toy_rows(4, style)
+        ]
+        ev = write_jsonl(tmp_path / "data" / f"{kind}_eval.jsonl", held_out)
         recipe = REPO / "recipes" / "smollm2-135m" / f"{stage}.yaml"
         base = [
             f"stage={stage}",

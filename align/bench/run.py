@@ -26,7 +26,7 @@ SETTINGS = {
     "learning_rate": 1e-4,
     "sft_batch": "TRL: 8 rows padded per step; align: one packed bin of 2048 tokens per step",
     "dpo_batch": "4 pairs per step on both sides; align packs them into bins of 1024 tokens",
-    "data": "bundled clinical train rows, all tasks mixed, file order (fixed seed)",
+    "data": "bundled clinical train rows of all tasks, shuffled with seed 0 (mixed lengths); same rows on both sides",
 }
 
 

@@ -6,6 +6,7 @@ Usage: python -m align.bench.worker '<json config>'  -> prints one JSON line wit
 from __future__ import annotations
 
 import json
+import random
 import resource
 import sys
 import time
@@ -48,9 +49,11 @@ class CountingCollator:
         return batch
 
 
-def read_rows(path: str, n: int) -> list[dict]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines[:n]]
+def read_rows(path: str, n: int, seed: int = 0) -> list[dict]:
+    """The first n rows of the file shuffled with a fixed seed: every task's lengths mixed, same rows on both sides."""
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
 
 
 def run_sft(cfg: dict, model, tok) -> dict:

@@ -166,7 +166,7 @@ def validate_command(
             path, kind, columns, shape, tokenizer, max_length, eval_path, None, allow_phi, allow_network
         )  # type: ignore[arg-type]
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(str(e), file=sys.stderr)
         return 2
     print(report.format())
     return 0 if report.ok else 1

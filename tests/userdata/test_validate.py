@@ -108,4 +108,4 @@ def test_validate_command_exit_codes(tmp_path: Path, train_file: Path, capsys: p
     capsys.readouterr()
     assert validate_command(str(FIXTURES / "malformed.jsonl"), "sft") == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {FIXTURES / 'malformed.jsonl'}:3: malformed JSON") and err.count("\n") == 1
+    assert err.startswith(f"{FIXTURES / 'malformed.jsonl'}:3: malformed JSON") and err.count("\n") == 1

@@ -37,7 +37,7 @@ TEMPLATES: dict[str, list[tuple[str, str, str]]] = {
          "90-day refill of {drug}", "a prescription quantity change for a refill"),
     ],
     "front_desk": [
-        ("I need to move my appointment on {day} with Dr. {doc} to later in the week because of {conflict}.",
+        ("I need to move my appointment on {day} with {doc} to later in the week because of {conflict}.",
          "rescheduling an appointment", "scheduling, which the front desk handles"),
         ("I received a bill for ${amount} for my visit in {month}. I thought insurance covered it. Can someone explain?",
          "a ${amount} bill", "a billing question"),
@@ -47,7 +47,7 @@ TEMPLATES: dict[str, list[tuple[str, str, str]]] = {
          "updating insurance details", "an insurance update"),
         ("Please send a copy of my records from {month} to my new clinic in {city}.",
          "a records request", "a records request"),
-        ("I'd like to book my yearly physical with Dr. {doc}, ideally on a {day} morning.",
+        ("I'd like to book my yearly physical with {doc}, ideally on a {day} morning.",
          "booking a yearly physical", "scheduling, which the front desk handles"),
     ],
     "nurse": [
@@ -90,7 +90,7 @@ SLOTS: dict[str, tuple[str, ...]] = {
     "otc": ("ibuprofen", "pseudoephedrine", "acetaminophen", "diphenhydramine", "naproxen"),
     "minor": ("cold", "sinus infection", "sore throat", "headache", "back strain"),
     "day": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"),
-    "doc": ("Patel", "Nguyen", "Garcia", "Okafor", "Smith", "Kowalski"),
+    "doc": ("my primary care doctor", "the cardiologist", "my surgeon", "the dermatologist", "my family doctor", "the orthopedist"),
     "conflict": ("a work trip", "a family funeral", "my child's school event", "a car repair"),
     "amount": ("85", "140", "260", "415", "1,200"),
     "month": ("January", "March", "May", "August", "October", "December"),
