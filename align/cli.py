@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         v.add_argument("--columns", help="mapping, e.g. prompt=question,chosen=good_answer,rejected=bad_answer")
         if name == "validate":
             v.add_argument("--max-length", type=int, default=768, help="token budget per row (default 768)")
-            v.add_argument("--model", default="smollm2-135m", help="tokenizer to count tokens with (default smollm2-135m)")
+            v.add_argument(
+                "--model", default="smollm2-135m", help="tokenizer to count tokens with (default smollm2-135m)"
+            )
         else:
             v.add_argument("-n", type=int, default=2, help="rows to show (default 2)")
     for d in (b, s):

@@ -15,9 +15,21 @@ def test_train_flops_by_hand():
 
 
 def _raw(stage, impl, seconds, real, processed, rows=None, rss=1000.0):
-    return {"stage": stage, "impl": impl, "max_length": 512, "seconds": seconds, "real_tokens": real,
-            "processed_tokens": processed, "trained_tokens": real, "ref_tokens": 0, "rows": rows, "params": 10,
-            "fwd_per_step": 1, "bwd_per_step": 1, "peak_rss_mb": rss}
+    return {
+        "stage": stage,
+        "impl": impl,
+        "max_length": 512,
+        "seconds": seconds,
+        "real_tokens": real,
+        "processed_tokens": processed,
+        "trained_tokens": real,
+        "ref_tokens": 0,
+        "rows": rows,
+        "params": 10,
+        "fwd_per_step": 1,
+        "bwd_per_step": 1,
+        "peak_rss_mb": rss,
+    }
 
 
 def test_summarize_ratios_from_the_same_run():
