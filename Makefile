@@ -28,10 +28,10 @@ data: install
 	@test -f data/clinical/manifest.json || $(BIN)/align data build
 
 sft: model data
-	$(BIN)/align sft $(RECIPES)/sft.yaml $(ARGS)
+	$(BIN)/python -m align.launch --nproc $(or $(NPROC),1) --accelerate-config "$(ACCELERATE)" sft $(RECIPES)/sft.yaml $(ARGS)
 
 dpo: install
-	$(BIN)/align dpo $(RECIPES)/dpo.yaml $(ARGS)
+	$(BIN)/python -m align.launch --nproc $(or $(NPROC),1) --accelerate-config "$(ACCELERATE)" dpo $(RECIPES)/dpo.yaml $(ARGS)
 
 report: install
 	$(BIN)/align report $(RECIPES)/report.yaml $(ARGS)

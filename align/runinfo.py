@@ -71,6 +71,7 @@ def save_run_info(out_dir: Path, recipe: Recipe, data_fingerprints: dict[str, st
         "versions": library_versions(),
         "data_fingerprint": data_fingerprints,
         "seed": recipe.seed,
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "git_commit": git_commit(),
         **(extra or {}),
     }

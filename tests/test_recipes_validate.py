@@ -1,0 +1,170 @@
+"""Every shipped recipe loads strictly and builds the pinned TRL/PEFT config objects it implies, without a model.
+
+A renamed argument in TRL, transformers or PEFT fails here, in CI, instead of on a GPU an hour into a download. GPU
+recipes on a CPU machine stop at `check_requirements` with one line; on a (described) GPU they resolve to
+flash-attention 2 and bf16. The accelerate configs parse with accelerate's own loader and launch-argument validation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import peft
+import pytest
+import torch
+import trl
+from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
+from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+from accelerate.utils import DistributedType
+
+from align.config import load_recipe
+from align.errors import UserError
+from align.models import (
+    Hardware,
+    check_requirements,
+    peft_config,
+    qlora_config,
+    select_attn_implementation,
+    select_precision,
+)
+from align.train.dpo import dpo_config
+from align.train.sft import sft_config
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml") if p.parent.name != "accelerate")
+ACCELERATE = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
+GPU_MODELS = {
+    "llama3-8b": "meta-llama/Meta-Llama-3-8B-Instruct",
+    "mistral-7b": "mistralai/Mistral-7B-Instruct-v0.2",
+    "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
+}
+GPU_RECIPES = [p for p in RECIPES if p.parent.name in GPU_MODELS]
+CPU = Hardware(cuda=False, flash_attn=False, cuda_bf16=False, cpu_bf16=False)
+GPU = Hardware(cuda=True, flash_attn=True, cuda_bf16=True, cpu_bf16=False)
+GPU_NO_FA = Hardware(cuda=True, flash_attn=False, cuda_bf16=True, cpu_bf16=False)
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+def test_the_recipe_set_is_complete():
+    names = {_rel(p) for p in RECIPES}
+    for model in ("smollm2-135m", *GPU_MODELS):
+        assert {f"recipes/{model}/{s}.yaml" for s in ("sft", "dpo", "report")} <= names, model
+    for model in ("llama3-8b", "mistral-7b"):
+        assert {f"recipes/{model}/{s}-qlora.yaml" for s in ("sft", "dpo", "report")} <= names, model
+    assert {p.name for p in ACCELERATE} == {"ddp.yaml", "fsdp.yaml", "zero3.yaml"}
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=_rel)
+def test_recipe_builds_the_pinned_trainer_and_lora_configs(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # building configs must not create anything (checkpoint dirs are relative paths)
+    recipe = load_recipe(path)
+    assert path.stem.split("-")[0] == recipe.stage
+    for spec in recipe.data.train + recipe.data.eval:
+        assert (REPO / spec.path).is_file(), spec.path
+    if recipe.stage == "report":
+        assert recipe.report.sft == f"{recipe.output_root}/{recipe.run_name}/sft"
+        assert recipe.report.dpo == f"{recipe.output_root}/{recipe.run_name}/dpo"
+        return
+    build = sft_config if recipe.stage == "sft" else dpo_config
+    args = build(recipe, torch.float32, CPU)
+    assert isinstance(args, trl.SFTConfig if recipe.stage == "sft" else trl.DPOConfig)
+    assert args.learning_rate == recipe.train.learning_rate
+    assert args.per_device_train_batch_size == recipe.train.batch_size
+    assert args.gradient_accumulation_steps == recipe.train.grad_accum
+    assert args.gradient_checkpointing == recipe.model.gradient_checkpointing
+    if recipe.stage == "dpo":
+        assert args.beta == recipe.dpo.beta and args.loss_type == recipe.dpo.loss_type
+        assert recipe.dpo.init_from == f"{recipe.output_root}/{recipe.run_name}/sft"
+    lora = peft_config(recipe.lora)
+    assert isinstance(lora, peft.LoraConfig)
+    assert (lora.r, lora.lora_alpha, set(lora.target_modules)) == (
+        recipe.lora.r,
+        recipe.lora.alpha,
+        set(recipe.lora.target_modules),
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", GPU_RECIPES, ids=_rel)
+def test_gpu_recipe_stops_on_cpu_with_one_line_naming_the_gpu(path):
+    recipe = load_recipe(path)
+    model = GPU_MODELS[path.parent.name]
+    assert (recipe.model.name, recipe.model.requires, recipe.model.allow_network) == (model, "cuda", True)
+    with pytest.raises(UserError) as err:
+        check_requirements(recipe.model, CPU)
+    assert str(err.value) == (
+        f"this recipe needs a CUDA GPU (model {model}); run it on a GPU machine, or use recipes/smollm2-135m/"
+    )
+
+
+@pytest.mark.parametrize("path", GPU_RECIPES, ids=_rel)
+def test_gpu_recipe_on_a_gpu_picks_flash_attention_and_bf16(path, monkeypatch):
+    recipe = load_recipe(path)
+    assert recipe.model.precision == "bf16" and recipe.model.attn_implementation == "auto"
+    assert recipe.stage == "report" or recipe.model.gradient_checkpointing
+    assert select_precision(recipe.model.precision, GPU) == torch.bfloat16
+    assert select_attn_implementation(recipe.model.attn_implementation, GPU) == "flash_attention_2"
+    assert select_attn_implementation(recipe.model.attn_implementation, GPU_NO_FA) == "sdpa"
+    _pretend_installed(monkeypatch, {"bitsandbytes"})
+    check_requirements(recipe.model, GPU)  # passes: CUDA, flash-attn and bitsandbytes present
+
+
+def _pretend_installed(monkeypatch, present: set[str]) -> None:
+    """find_spec as on a GPU box with the `.[gpu]` extra (present) or without it, whatever this machine has."""
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        if name in ("bitsandbytes", "flash_attn"):
+            return real("json") if name in present else None  # any real spec stands in for "installed"
+        return real(name, *args)
+
+    monkeypatch.setattr("align.models.importlib.util.find_spec", find_spec)
+
+
+@pytest.mark.parametrize("path", [p for p in GPU_RECIPES if "qlora" in p.stem], ids=_rel)
+def test_qlora_recipe_needs_cuda_and_bitsandbytes(path, monkeypatch):
+    recipe = load_recipe(path)
+    assert recipe.model.quantization == "4bit"
+    recipe.model.requires = "any"  # isolate the QLoRA check from the recipe-level GPU requirement
+    with pytest.raises(UserError, match=r"^model.quantization = 4bit \(QLoRA\) needs a CUDA GPU; set model"):
+        check_requirements(recipe.model, CPU)
+    _pretend_installed(monkeypatch, set())
+    with pytest.raises(UserError, match=r"^model.quantization = 4bit needs bitsandbytes; pip install -e '.\[gpu\]'$"):
+        check_requirements(recipe.model, GPU)
+    bnb = qlora_config()
+    assert (bnb.load_in_4bit, bnb.bnb_4bit_quant_type, bnb.bnb_4bit_use_double_quant) == (True, "nf4", True)
+    assert bnb.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+EXPECTED_TYPE = {"ddp": DistributedType.MULTI_GPU, "fsdp": DistributedType.FSDP, "zero3": DistributedType.DEEPSPEED}
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=_rel)
+def test_accelerate_config_parses_and_every_key_is_a_launch_option(path):
+    cfg = load_config_from_file(str(path))  # accelerate's own loader: unknown top-level keys raise
+    assert isinstance(cfg, ClusterConfig)
+    assert cfg.distributed_type == EXPECTED_TYPE[path.stem]
+    assert (cfg.num_processes, cfg.num_machines, cfg.mixed_precision, cfg.use_cpu) == (8, 1, "bf16", False)
+    parser = launch_command_parser()
+    args = parser.parse_args(["--config_file", str(path), "-m", "align.cli", "sft", "recipe.yaml"])
+    known = set(vars(args))
+    # accelerate copies fsdp_config/deepspeed_config entries onto launch arguments by name and ignores unknown ones
+    for section in (cfg.fsdp_config, cfg.deepspeed_config):
+        for key in section:
+            name = key if key.startswith("fsdp") or section is not cfg.fsdp_config else f"fsdp_{key}"
+            assert name in known, f"{path.name}: {key} is not an accelerate launch option"
+    args, _, _ = _validate_launch_command(args)
+    assert args.num_processes == 8 and args.mixed_precision == "bf16"
+    assert (args.multi_gpu, args.use_fsdp, args.use_deepspeed) == (
+        path.stem == "ddp",
+        path.stem == "fsdp",
+        path.stem == "zero3",
+    )
+    if path.stem == "fsdp":
+        assert (args.fsdp_version, args.fsdp_state_dict_type) == (2, "FULL_STATE_DICT")
+    if path.stem == "zero3":
+        assert (args.zero_stage, args.zero3_save_16bit_model) == (3, True)
