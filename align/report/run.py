@@ -154,14 +154,27 @@ def drug_lexicon() -> tuple[str, ...]:
 
 
 def preference_section(pref_rows: list[dict], logps: dict, beta: float) -> dict:
+    """Implicit-reward metrics of each variant against the SFT reference: all pairs, then per task (custom ones too)."""
     if "sft" not in logps:
         return {}
-    ref_c, ref_r = logps["sft"]
-    out = {"sft": {**preference_summary(ref_c, ref_r, ref_c, ref_r, beta), **logp_preference(ref_c, ref_r)}}
-    if "sft_dpo" in logps:
-        pc, pr = logps["sft_dpo"]
-        out["sft_dpo"] = {**preference_summary(pc, pr, ref_c, ref_r, beta), **logp_preference(pc, pr)}
+    out = {}
+    for variant in ("sft", "sft_dpo"):
+        if variant in logps:
+            out[variant] = _preference(range(len(pref_rows)), logps[variant], logps["sft"], beta)
+            for task in dict.fromkeys(r["task"] for r in pref_rows):
+                idx = [i for i, r in enumerate(pref_rows) if r["task"] == task]
+                per_task = _preference(idx, logps[variant], logps["sft"], beta)
+                out[variant].update({f"{k} · {task}": per_task[k] for k in PER_TASK_PREFERENCE})
     return out
+
+
+PER_TASK_PREFERENCE = ("reward_accuracy", "reward_margin", "logp_accuracy")
+
+
+def _preference(idx, policy: tuple[list[float], list[float]], ref: tuple[list[float], list[float]], beta: float):
+    pc, pr = ([policy[0][i] for i in idx], [policy[1][i] for i in idx])
+    rc, rr = ([ref[0][i] for i in idx], [ref[1][i] for i in idx])
+    return {**preference_summary(pc, pr, rc, rr, beta), **logp_preference(pc, pr)}
 
 
 def logp_preference(chosen: list[float], rejected: list[float]) -> dict[str, float]:

@@ -46,6 +46,7 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     assert "p_mcnemar" in tri["deltas"]["accuracy"] and len(tri["confusion"]["sft"]) == 5
     pref = report["preference"]
     assert pref["sft"]["reward_margin"] == 0 and pref["sft_dpo"]["n"] == 8
+    assert set(pref["sft_dpo"]) >= {"reward_accuracy · triage", "reward_accuracy · summarization"}
     assert "loss" in report["training"]["sft"] and "rewards/accuracies" in report["training"]["dpo"]
     gens = (result.out_dir / "generations.jsonl").read_text().splitlines()
     assert len(gens) == 3 * 4 * 2
