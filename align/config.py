@@ -36,12 +36,16 @@ class LoraConfig:
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
+    # Two-step PEFT: a finished `align domain` run (or a LoRA adapter directory) the task adapter trains on top of;
+    # `frozen` keeps it as a second, active, non-trainable adapter, `merged` folds it into the base weights first.
+    domain_adapter: str = ""
+    domain_mode: Literal["frozen", "merged"] = "frozen"
 
 
 @dataclass
 class DatasetConfig:
     path: str = ""
-    kind: Literal["auto", "sft", "preference"] = "auto"
+    kind: Literal["auto", "sft", "preference", "text"] = "auto"  # text = a domain corpus (.txt files, `text` column)
     columns: dict[str, str] = field(default_factory=dict)  # canonical name -> the file's column name
     shape: str | None = None  # detected when None
     system_prompt: str | None = None
@@ -103,11 +107,30 @@ class ReportSection:
         default_factory=lambda: {"triage": 48, "provider_routing": 32, "reasoning": 48, "summarization": 160}
     )
     n_boot: int = 2000
+    extra_dpo: dict[str, str] = field(default_factory=dict)  # more DPO runs to compare with SFT: name -> stage dir
+    domain: str = ""  # a finished `align domain` run: its held-out perplexity before/after goes in the report
+
+
+@dataclass
+class PairsSection:
+    sft: str = "outputs/default/sft"  # the model whose own sampled answers become the pairs
+    prompts: str = "data/clinical/sft_train.jsonl"  # training prompts with their gold answer and task metadata
+    out: str = "data/onpolicy/pref_train.jsonl"  # the preference dataset written (canonical format, scores recorded)
+    k: int = 4  # samples per prompt
+    temperature: float = 0.8
+    top_p: float = 0.95
+    min_gap: float = 0.5  # keep (best, worst) only when their task scores differ by at least this
+    include_reference: bool = True  # the gold answer competes as a candidate (chosen when no sample beats it)
+    balance: bool = True  # as many rejected errors of each direction (e.g. under- vs over-triage) per task
+    batch_size: int = 16
+    max_new_tokens: dict[str, int] = field(
+        default_factory=lambda: {"triage": 24, "provider_routing": 16, "reasoning": 24, "summarization": 128}
+    )
 
 
 @dataclass
 class Recipe:
-    stage: Literal["sft", "dpo", "report", "domain"] = "sft"
+    stage: Literal["sft", "dpo", "report", "domain", "pairs"] = "sft"
     run_name: str = "default"
     output_root: str = "outputs"
     seed: int = 0
@@ -117,6 +140,7 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     dpo: DPOSection = field(default_factory=DPOSection)
     report: ReportSection = field(default_factory=ReportSection)
+    pairs: PairsSection = field(default_factory=PairsSection)
 
     @property
     def output_dir(self) -> Path:
