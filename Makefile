@@ -6,7 +6,7 @@ RECIPES ?= recipes/smollm2-135m
 ARGS   ?=
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: all install model data sft dpo report test test-fast bench lint clean
+.PHONY: all install model data sft dpo report domain sft-domain pairs dpo-onpolicy onpolicy test test-fast bench lint clean
 
 all: sft dpo report
 	@echo "outputs: outputs/default/sft  outputs/default/dpo  outputs/default/report/report.html"
@@ -35,6 +35,23 @@ dpo: install
 
 report: install
 	$(BIN)/align report $(RECIPES)/report.yaml $(ARGS)
+
+# Two-step PEFT: a domain LoRA adapter on clinical notes, then the SFT task adapter on top of it (frozen).
+domain: model data
+	$(BIN)/align domain $(RECIPES)/domain.yaml $(ARGS)
+
+sft-domain: domain
+	$(BIN)/align sft $(RECIPES)/sft-domain.yaml $(ARGS)
+
+# On-policy pairs: the SFT model's own sampled answers, scored by the task metric, then DPO on them; `make report`
+# afterwards shows it beside DPO on the bundled pairs.
+pairs: install
+	$(BIN)/align pairs generate $(RECIPES)/pairs.yaml $(ARGS)
+
+dpo-onpolicy: pairs
+	$(BIN)/python -m align.launch --nproc $(or $(NPROC),1) --accelerate-config "$(ACCELERATE)" dpo $(RECIPES)/dpo-onpolicy.yaml $(ARGS)
+
+onpolicy: dpo-onpolicy report
 
 test: model
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -3,9 +3,11 @@
 report.json (any part may be missing: an SFT-only run has no sft_dpo; a custom dataset may have only preference):
 {"tasks": {TASK: {"n", "primary_metric", "variants": {VARIANT: {metric: value}},
                   "deltas": {metric: {"value", "ci95": [lo, hi], "p_mcnemar"}}, "confusion": {VARIANT: [[...]]},
-                  "examples": [{"prompt", "gold", "sft", "sft_dpo"}]}},
- "preference": {VARIANT: {name: value}}, "training": {STAGE: {series: [[step, value], ...]}}, "meta": {...}}
-Deltas are SFT+DPO minus SFT with a paired-bootstrap 95% CI; the verdict line reads that CI.
+                  "deltas_vs_sft": {VARIANT: {metric: {...}}},  # further DPO runs (report.extra_dpo) minus SFT
+                  "examples": [{"prompt", "gold", "sft", "sft_dpo", VARIANT...}]}},
+ "preference": {VARIANT: {name: value}}, "training": {STAGE: {series: [[step, value], ...]}},
+ "domain": {"stage", "perplexity": {"base", "domain", "n_docs", "tokens"}}, "meta": {...}}
+Deltas are SFT+DPO (or another DPO variant) minus SFT with a paired-bootstrap 95% CI; the verdict line reads that CI.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from align.eval.scoring import higher_is_better
 from align.eval.stats import significance_text
 from align.report import svg
 
-VARIANTS = {"base": "base", "sft": "SFT", "sft_dpo": "SFT+DPO"}
+VARIANTS = {"base": "base", "sft": "SFT", "sft_dpo": "SFT+DPO", "sft_dpo_onpolicy": "SFT+DPO (on-policy pairs)"}
 MAX_EXAMPLES = 5
 EXAMPLE_FIELDS = (("prompt", "Prompt"), ("gold", "Gold"), ("sft", "SFT"), ("sft_dpo", "SFT+DPO"))
 CSS = """
@@ -65,7 +67,7 @@ def check_report(report: Any, path: str = "report.json") -> None:
     """The top-level sections must be objects and every task must have a `variants` object (possibly empty)."""
     if not isinstance(report, dict):
         raise UserError("the report must be a JSON object", 'start it with {"tasks": {...}}', path=path)
-    for section in ("tasks", "preference", "training", "meta"):
+    for section in ("tasks", "preference", "training", "domain", "meta"):
         if not isinstance(report.get(section, {}), dict):
             raise UserError(f"'{section}' must be an object", f'write it as "{section}": {{...}}', path=path)
     for task, data in report.get("tasks", {}).items():
@@ -108,38 +110,53 @@ def _metrics(data: dict) -> list[str]:
     return ([primary] if primary in seen else []) + [k for k in seen if k != primary]
 
 
-def _delta(data: dict, metric: str) -> tuple[float, float, float] | None:
-    entry = data.get("deltas", {}).get(metric)
+def _deltas(data: dict, variant: str = "sft_dpo") -> dict:
+    """The variant-minus-SFT entries: `deltas` for SFT+DPO, `deltas_vs_sft[variant]` for further DPO runs."""
+    if variant == "sft_dpo":
+        return data.get("deltas") or {}
+    return (data.get("deltas_vs_sft") or {}).get(variant) or {}
+
+
+def _delta(data: dict, metric: str, variant: str = "sft_dpo") -> tuple[float, float, float] | None:
+    entry = _deltas(data, variant).get(metric)
     if not isinstance(entry, dict) or entry.get("value") is None or len(entry.get("ci95") or []) != 2:
         return None
     lo, hi = entry["ci95"]
     return float(entry["value"]), float(lo), float(hi)
 
 
-def _direction(data: dict, metric: str) -> bool | None:
+def _direction(data: dict, metric: str, variant: str = "sft_dpo") -> bool | None:
     """The delta entry's own `higher_is_better` if it has one (custom metrics), else the built-in table."""
-    entry = data.get("deltas", {}).get(metric) or {}
+    entry = _deltas(data, variant).get(metric) or {}
     return entry["higher_is_better"] if "higher_is_better" in entry else higher_is_better(metric)
 
 
-def verdict(task: str, data: dict) -> str:
-    """One line: primary metric for SFT and SFT+DPO, the delta with its CI and McNemar p, and what it means."""
+def verdict(task: str, data: dict, variant: str = "sft_dpo") -> str:
+    """One line: primary metric for SFT and the DPO variant, the delta with its CI and McNemar p, and what it means."""
     metric, variants = data.get("primary_metric"), data.get("variants", {})
     if not metric:
         return f"{task}: no primary metric reported"
-    sft, dpo = variants.get("sft", {}).get(metric), variants.get("sft_dpo", {}).get(metric)
-    delta = _delta(data, metric)
+    label = VARIANTS.get(variant, variant)
+    sft, dpo = variants.get("sft", {}).get(metric), variants.get(variant, {}).get(metric)
+    delta = _delta(data, metric, variant)
     if dpo is None or sft is None or delta is None:
         shown = ", ".join(f"{VARIANTS.get(v, v)} {_num(variants[v].get(metric))}" for v in _variants(data))
-        return f"{task}: {metric} {shown or 'not reported'}; no SFT vs SFT+DPO comparison in this report"
+        return f"{task}: {metric} {shown or 'not reported'}; no SFT vs {label} comparison in this report"
     value, lo, hi = delta
-    p = data["deltas"][metric].get("p_mcnemar")
+    p = _deltas(data, variant)[metric].get("p_mcnemar")
     p_text = f", McNemar p = {p:.3g}" if isinstance(p, int | float) else ""
-    meaning = significance_text(lo, hi, _direction(data, metric))
+    meaning = significance_text(lo, hi, _direction(data, metric, variant))
+    if variant != "sft_dpo":
+        meaning = meaning.replace("SFT+DPO", label)
     return (
-        f"{task}: {metric} SFT {_num(sft)} → SFT+DPO {_num(dpo)} "
+        f"{task}: {metric} SFT {_num(sft)} → {label} {_num(dpo)} "
         f"(Δ {value:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]{p_text}): {meaning}"
     )
+
+
+def verdicts(task: str, data: dict) -> list[str]:
+    """The SFT+DPO verdict, then one per further DPO variant."""
+    return [verdict(task, data)] + [verdict(task, data, v) for v in data.get("deltas_vs_sft") or {}]
 
 
 def _bar_plot(task: str, data: dict) -> Plot | None:
@@ -227,6 +244,28 @@ def _table_rows(task: str, data: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _example_fields(examples: list[dict]) -> list[tuple[str, str]]:
+    """Prompt, gold, SFT, SFT+DPO, then any further variant the examples carry."""
+    keys = [k for k, _ in EXAMPLE_FIELDS] + [k for e in examples for k in e if k not in dict(EXAMPLE_FIELDS)]
+    labels = dict(EXAMPLE_FIELDS)
+    return [(k, labels.get(k, VARIANTS.get(k, k))) for k in dict.fromkeys(keys) if any(k in e for e in examples)]
+
+
+DOMAIN_TITLE = "Domain adapter: perplexity on held-out clinical notes"
+
+
+def _domain_columns(report: dict) -> dict[str, dict]:
+    """{"base": {...}, "base + domain adapter": {...}} from report["domain"], or nothing."""
+    ppl = (report.get("domain") or {}).get("perplexity") or {}
+    if not ppl:
+        return {}
+    shared = {k: v for k, v in ppl.items() if k not in ("base", "domain")}
+    return {
+        "base": {"perplexity": ppl.get("base"), **shared},
+        "base + domain adapter": {"perplexity": ppl.get("domain")},
+    }
+
+
 def _fence(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     ticks = "`" * max(3, longest + 1)
@@ -234,7 +273,7 @@ def _fence(text: str) -> str:
 
 
 def _md_task(task: str, data: dict, plots: list[Plot]) -> list[str]:
-    lines = [f"## {task}", "", f"**{_md_cell(verdict(task, data))}**", ""]
+    lines = [f"## {task}", ""] + [f"**{_md_cell(line)}**\n" for line in verdicts(task, data)]
     header, rows = _table_rows(task, data)
     if rows:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -242,9 +281,8 @@ def _md_task(task: str, data: dict, plots: list[Plot]) -> list[str]:
     lines += [f"![{p.title}](plots/{p.name}.svg)" + (f"  \n*{p.caption}*" if p.caption else "") + "\n" for p in plots]
     for i, example in enumerate((data.get("examples") or [])[:MAX_EXAMPLES], start=1):
         lines.append(f"### Example {i}")
-        for key, label in EXAMPLE_FIELDS:
-            if key in example:
-                lines += [f"**{label}**", "", _fence(str(example[key])), ""]
+        for key, label in _example_fields([example]):
+            lines += [f"**{label}**", "", _fence(str(example[key])), ""]
     return lines
 
 
@@ -261,10 +299,11 @@ def _md_mapping_table(title: str, columns: dict[str, dict]) -> list[str]:
 def render_markdown(report: dict, plots: dict[str, list[Plot]], training: list[Plot]) -> str:
     lines = ["# SFT vs SFT+DPO report", ""]
     tasks = report.get("tasks", {})
-    lines += [f"- {_md_cell(verdict(t, d))}" for t, d in tasks.items()] + [""]
+    lines += [f"- {_md_cell(line)}" for t, d in tasks.items() for line in verdicts(t, d)] + [""]
     for task, data in tasks.items():
         lines += _md_task(task, data, plots.get(task, []))
     lines += _md_mapping_table("Held-out preference pairs (implicit DPO rewards)", report.get("preference", {}))
+    lines += _md_mapping_table(DOMAIN_TITLE, _domain_columns(report))
     if training:
         lines += ["## Training curves", ""] + [f"![{p.title}](plots/{p.name}.svg)\n" for p in training]
     meta = report.get("meta", {})
@@ -283,11 +322,11 @@ def _html_figures(plots: list[Plot]) -> str:
 
 
 def _verdict_class(line: str) -> str:
-    return "better" if line.endswith("SFT+DPO better") else "worse" if line.endswith("SFT+DPO worse") else ""
+    return "better" if line.endswith(" better") else "worse" if line.endswith(" worse") else ""
 
 
 def _html_examples(examples: list[dict]) -> str:
-    fields = [(k, label) for k, label in EXAMPLE_FIELDS if any(k in e for e in examples)]
+    fields = _example_fields(examples)
     if not fields:
         return ""
     head = "".join(f"<th>{label}</th>" for _, label in fields)
@@ -299,9 +338,9 @@ def _html_examples(examples: list[dict]) -> str:
 
 
 def _html_task(task: str, data: dict, plots: list[Plot]) -> str:
-    line = verdict(task, data)
     header, rows = _table_rows(task, data)
-    parts = [f"<h2>{escape(task)}</h2>", f'<p class="verdict {_verdict_class(line)}">{escape(line)}</p>']
+    parts = [f"<h2>{escape(task)}</h2>"]
+    parts += [f'<p class="verdict {_verdict_class(line)}">{escape(line)}</p>' for line in verdicts(task, data)]
     parts += [_html_table(header, rows) if rows else "", _html_figures(plots)]
     parts.append(_html_examples((data.get("examples") or [])[:MAX_EXAMPLES]))
     return "<section>" + "".join(parts) + "</section>"
@@ -317,12 +356,12 @@ def _html_mapping(title: str, columns: dict[str, dict]) -> str:
 
 def render_html(report: dict, plots: dict[str, list[Plot]], training: list[Plot]) -> str:
     tasks = report.get("tasks", {})
-    summary = "".join(
-        f'<li class="{_verdict_class(verdict(t, d))}">{escape(verdict(t, d))}</li>' for t, d in tasks.items()
-    )
+    lines = [line for t, d in tasks.items() for line in verdicts(t, d)]
+    summary = "".join(f'<li class="{_verdict_class(line)}">{escape(line)}</li>' for line in lines)
     body = [f"<h1>SFT vs SFT+DPO report</h1><ul>{summary}</ul>"]
     body += [_html_task(t, d, plots.get(t, [])) for t, d in tasks.items()]
     body.append(_html_mapping("Held-out preference pairs (implicit DPO rewards)", report.get("preference", {})))
+    body.append(_html_mapping(DOMAIN_TITLE, _domain_columns(report)))
     if training:
         body.append("<h2>Training curves</h2>" + _html_figures(training))
     meta = report.get("meta", {})

@@ -44,7 +44,7 @@ def by_task(rows: list[dict], limit: int) -> dict[str, list[dict]]:
 
 
 def available_variants(recipe: Recipe) -> dict[str, Path | None]:
-    """Which variants can be evaluated: base always; sft and sft_dpo when their stages finished."""
+    """Which variants can be evaluated: base always; sft, sft_dpo and any `report.extra_dpo` runs when finished."""
     sft, dpo = Path(recipe.report.sft), Path(recipe.report.dpo)
     if not is_complete(sft):
         raise UserError(f"no finished SFT run at {sft}", "run `make sft` first (the report compares against it)")
@@ -52,7 +52,20 @@ def available_variants(recipe: Recipe) -> dict[str, Path | None]:
     if found["sft_dpo"] is None:
         log.info("no finished DPO run at %s: writing an SFT-only report", dpo)
         found.pop("sft_dpo")
-    return {k: v for k, v in found.items() if k in recipe.report.variants}
+    found = {k: v for k, v in found.items() if k in recipe.report.variants}
+    for name, path in recipe.report.extra_dpo.items():
+        if name in ("base", "sft", "sft_dpo"):
+            raise UserError(f"report.extra_dpo name {name!r} is a built-in variant", "use e.g. sft_dpo_onpolicy")
+        if is_complete(Path(path)):
+            found[name] = Path(path)
+        else:
+            log.info("no finished DPO run at %s: %s is left out of the report (`make onpolicy` makes one)", path, name)
+    return found
+
+
+def dpo_variants(variants: dict) -> list[str]:
+    """Every variant trained with DPO from the SFT model: sft_dpo, then the `report.extra_dpo` ones."""
+    return [v for v in variants if v not in ("base", "sft")]
 
 
 def load_variant(recipe: Recipe, name: str, stage_dir: Path | None, hw: Hardware):
@@ -89,7 +102,7 @@ def generate_all(recipe, variants, tasks, pref_rows, out_dir: Path, hw) -> tuple
             records += [
                 {"variant": name, "task": task, "id": r["id"], "text": t} for r, t in zip(rows, texts, strict=True)
             ]
-        if pref_rows and name in ("sft", "sft_dpo"):
+        if pref_rows and name != "base":
             if model is None:
                 model, tok = load_variant(recipe, name, stage_dir, hw)
             logps[name] = pair_logps(model, tok, pref_rows, recipe.data.max_length)
@@ -105,9 +118,9 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
     write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def compare(task_scores: dict, n_boot: int, seed: int) -> dict[str, dict]:
-    """SFT+DPO minus SFT for every per-example metric: paired bootstrap CI, McNemar for 0/1 correctness."""
-    sft, dpo = task_scores.get("sft"), task_scores.get("sft_dpo")
+def compare(task_scores: dict, n_boot: int, seed: int, variant: str = "sft_dpo") -> dict[str, dict]:
+    """`variant` minus SFT for every per-example metric: paired bootstrap CI, McNemar for 0/1 correctness."""
+    sft, dpo = task_scores.get("sft"), task_scores.get(variant)
     if sft is None or dpo is None:
         return {}
     deltas = {}
@@ -131,6 +144,9 @@ def task_section(task: str, rows: list[dict], gens: dict, recipe: Recipe) -> dic
         "deltas": compare(scores, recipe.report.n_boot, recipe.seed),
         "examples": examples(rows, gens, task),
     }
+    extras = [v for v in dpo_variants(gens) if v != "sft_dpo"]
+    if extras:
+        section["deltas_vs_sft"] = {v: compare(scores, recipe.report.n_boot, recipe.seed, v) for v in extras}
     if "confusion" in any_scores.extra:
         section["confusion"] = {v: s.extra["confusion"] for v, s in scores.items()}
     return section
@@ -140,7 +156,7 @@ def examples(rows: list[dict], gens: dict, task: str, k: int = 4) -> list[dict]:
     out = []
     for i, row in enumerate(rows[:k]):
         item = {"prompt": row["prompt"][-1]["content"], "gold": row["completion"][0]["content"]}
-        item.update({v: gens[v][task][i] for v in ("sft", "sft_dpo") if v in gens and task in gens[v]})
+        item.update({v: gens[v][task][i] for v in gens if v != "base" and task in gens[v]})
         out.append(item)
     return out
 
@@ -158,13 +174,12 @@ def preference_section(pref_rows: list[dict], logps: dict, beta: float) -> dict:
     if "sft" not in logps:
         return {}
     out = {}
-    for variant in ("sft", "sft_dpo"):
-        if variant in logps:
-            out[variant] = _preference(range(len(pref_rows)), logps[variant], logps["sft"], beta)
-            for task in dict.fromkeys(r["task"] for r in pref_rows):
-                idx = [i for i, r in enumerate(pref_rows) if r["task"] == task]
-                per_task = _preference(idx, logps[variant], logps["sft"], beta)
-                out[variant].update({f"{k} · {task}": per_task[k] for k in PER_TASK_PREFERENCE})
+    for variant in logps:  # sft first, then the DPO variants
+        out[variant] = _preference(range(len(pref_rows)), logps[variant], logps["sft"], beta)
+        for task in dict.fromkeys(r["task"] for r in pref_rows):
+            idx = [i for i, r in enumerate(pref_rows) if r["task"] == task]
+            per_task = _preference(idx, logps[variant], logps["sft"], beta)
+            out[variant].update({f"{k} · {task}": per_task[k] for k in PER_TASK_PREFERENCE})
     return out
 
 
@@ -184,12 +199,27 @@ def logp_preference(chosen: list[float], rejected: list[float]) -> dict[str, flo
 
 
 def training_curves(variants: dict) -> dict:
+    stages = [("sft", "sft"), ("dpo", "sft_dpo")] + [
+        (f"dpo ({v})", v) for v in dpo_variants(variants) if v != "sft_dpo"
+    ]
     out = {}
-    for stage, key in (("sft", "sft"), ("dpo", "sft_dpo")):
+    for stage, key in stages:
         path = variants.get(key)
         if path is not None and (Path(path) / "metrics.json").is_file():
             out[stage] = json.loads((Path(path) / "metrics.json").read_text())["curves"]
     return out
+
+
+def domain_section(stage_dir: str) -> dict:
+    """Held-out clinical-note perplexity before and after the domain adapter, from a finished `align domain` run."""
+    if not stage_dir:
+        return {}
+    metrics = Path(stage_dir) / "metrics.json"
+    if not is_complete(Path(stage_dir)):
+        log.info("no finished domain run at %s: no perplexity section (`make domain` makes one)", stage_dir)
+        return {}
+    ppl = json.loads(metrics.read_text()).get("perplexity") or {}
+    return {"stage": stage_dir, "perplexity": ppl} if ppl else {}
 
 
 def run_report(recipe: Recipe) -> RunResult:
@@ -207,6 +237,7 @@ def run_report(recipe: Recipe) -> RunResult:
         "tasks": {task: task_section(task, rows, gens, recipe) for task, rows in tasks.items()},
         "preference": preference_section(pref_rows, logps, dpo_beta(variants)),
         "training": training_curves(variants),
+        "domain": domain_section(recipe.report.domain),
         "meta": {
             "variants": list(variants),
             "versions": library_versions(),
@@ -223,7 +254,8 @@ def run_report(recipe: Recipe) -> RunResult:
 def dpo_beta(variants: dict) -> float:
     import yaml
 
-    path = variants.get("sft_dpo")
+    dpo = dpo_variants(variants)
+    path = variants.get(dpo[0]) if dpo else None
     if path is None or not (Path(path) / "recipe.yaml").is_file():
         return 0.1
     return float(yaml.safe_load((Path(path) / "recipe.yaml").read_text())["dpo"]["beta"])

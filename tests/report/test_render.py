@@ -6,6 +6,7 @@ import copy
 import json
 import re
 import xml.etree.ElementTree as ET
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,25 @@ def test_delta_entry_can_state_its_own_direction(report: dict) -> None:
     data["variants"]["sft"]["error_rate"], data["variants"]["sft_dpo"]["error_rate"] = 0.2, 0.4
     data["deltas"]["error_rate"] = {"value": 0.2, "ci95": [0.05, 0.35], "p_mcnemar": None, "higher_is_better": False}
     assert verdict("custom", data).endswith("SFT+DPO worse")
+
+
+def test_extra_dpo_variant_and_domain_perplexity(report: dict, tmp_path: Path) -> None:
+    both = copy.deepcopy(report)
+    tri = both["tasks"]["triage"]
+    tri["variants"]["sft_dpo_onpolicy"] = {**tri["variants"]["sft_dpo"], "accuracy": 0.55}
+    tri["deltas_vs_sft"] = {
+        "sft_dpo_onpolicy": {"accuracy": {"value": -0.05, "ci95": [-0.2, 0.1], "p_mcnemar": 0.5}},
+    }
+    for example in tri["examples"]:
+        example["sft_dpo_onpolicy"] = "ESI level: 2 <onpolicy>"
+    both["domain"] = {"stage": "outputs/default/domain", "perplexity": {"base": 12.5, "domain": 7.25, "n_docs": 24}}
+    render_report(both, tmp_path)
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    line = (
+        "triage: accuracy SFT 0.600 → SFT+DPO (on-policy pairs) 0.550 (Δ -0.050, 95% CI [-0.200, +0.100], "
+        "McNemar p = 0.5): no significant difference"
+    )
+    assert f"- {line}" in md and html.count(escape(line)) == 2  # summary list and the task section
+    assert "SFT+DPO (on-policy pairs)</th>" in html and "ESI level: 2 &lt;onpolicy&gt;" in html
+    assert "| perplexity | 12.500 | 7.250 |" in md and "Domain adapter: perplexity" in html

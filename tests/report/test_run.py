@@ -52,6 +52,18 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     assert len(gens) == 3 * 4 * 2
     html = (result.out_dir / "report.html").read_text()
     assert "<svg" in html and "http://" not in html and "https://" not in html
+    domain = tmp_path / "domain"  # a finished `align domain` run, as the report sees it
+    (domain / "final").mkdir(parents=True)
+    (domain / "metrics.json").write_text(json.dumps({"perplexity": {"base": 9.5, "domain": 6.0, "n_docs": 3}}))
+    extra = [f"report.extra_dpo={{sft_dpo_onpolicy: {tmp_path / 'outputs' / 'default' / 'dpo'}}}"]
+    both = report_run.run_report(_report_recipe(tmp_path, tiny_model_dir, *extra, f"report.domain={domain}"))
+    report = json.loads((both.out_dir / "report.json").read_text())
+    tri = report["tasks"]["triage"]
+    assert set(tri["variants"]) == {"base", "sft", "sft_dpo", "sft_dpo_onpolicy"}
+    # the same DPO run under a second name: identical generations, so the same difference from SFT
+    assert tri["deltas_vs_sft"]["sft_dpo_onpolicy"]["accuracy"] == tri["deltas"]["accuracy"]
+    assert report["preference"]["sft_dpo_onpolicy"] == report["preference"]["sft_dpo"]
+    assert report["domain"]["perplexity"]["domain"] == 6.0 and "dpo (sft_dpo_onpolicy)" in report["training"]
     calls = []
     monkeypatch.setattr(report_run, "generate", lambda *a, **k: calls.append(1) or [])
     report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
