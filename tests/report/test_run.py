@@ -21,6 +21,8 @@ def _report_recipe(tmp_path, tiny_model_dir, *extra):
             "report.max_examples_per_task=2",
             "report.max_pairs_per_task=2",
             "report.n_boot=200",
+            "report.extra_dpo={}",  # the recipe's relative paths would see the checkout's own outputs/
+            "report.domain=",
             "report.max_new_tokens={triage: 4, provider_routing: 4, reasoning: 4, summarization: 6}",
             *extra,
         ],
