@@ -13,7 +13,6 @@ Deltas are SFT+DPO (or another DPO variant) minus SFT with a paired-bootstrap 95
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -23,13 +22,22 @@ from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
-from align.eval.scoring import higher_is_better
-from align.eval.stats import significance_text
 from align.report import svg
+from align.report.tables import (
+    DOMAIN_TITLE,
+    VARIANTS,
+    delta_of,
+    domain_columns,
+    example_fields,
+    fmt_num,
+    is_share,
+    metrics_of,
+    table_rows,
+    variants_of,
+    verdicts,
+)
 
-VARIANTS = {"base": "base", "sft": "SFT", "sft_dpo": "SFT+DPO", "sft_dpo_onpolicy": "SFT+DPO (on-policy pairs)"}
 MAX_EXAMPLES = 5
-EXAMPLE_FIELDS = (("prompt", "Prompt"), ("gold", "Gold"), ("sft", "SFT"), ("sft_dpo", "SFT+DPO"))
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
@@ -79,97 +87,21 @@ def check_report(report: Any, path: str = "report.json") -> None:
             )
 
 
-def _num(value: Any, signed: bool = False) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return "–" if value is None else str(value)
-    if isinstance(value, int) and not signed:
-        return str(value)
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def _is_share(value: Any) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1)
-
-
 def _slug(*parts: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", "_".join(parts).lower()).strip("_")
 
 
-def _variants(data: dict) -> list[str]:
-    """Variants present, in the fixed order base, sft, sft_dpo, then any others."""
-    present = data.get("variants", {})
-    return [v for v in VARIANTS if v in present] + [v for v in present if v not in VARIANTS]
-
-
-def _metrics(data: dict) -> list[str]:
-    """Primary metric first, then the others in first-seen order."""
-    seen: dict[str, None] = {}
-    for values in data.get("variants", {}).values():
-        seen.update((k, None) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool))
-    primary = data.get("primary_metric")
-    return ([primary] if primary in seen else []) + [k for k in seen if k != primary]
-
-
-def _deltas(data: dict, variant: str = "sft_dpo") -> dict:
-    """The variant-minus-SFT entries: `deltas` for SFT+DPO, `deltas_vs_sft[variant]` for further DPO runs."""
-    if variant == "sft_dpo":
-        return data.get("deltas") or {}
-    return (data.get("deltas_vs_sft") or {}).get(variant) or {}
-
-
-def _delta(data: dict, metric: str, variant: str = "sft_dpo") -> tuple[float, float, float] | None:
-    entry = _deltas(data, variant).get(metric)
-    if not isinstance(entry, dict) or entry.get("value") is None or len(entry.get("ci95") or []) != 2:
-        return None
-    lo, hi = entry["ci95"]
-    return float(entry["value"]), float(lo), float(hi)
-
-
-def _direction(data: dict, metric: str, variant: str = "sft_dpo") -> bool | None:
-    """The delta entry's own `higher_is_better` if it has one (custom metrics), else the built-in table."""
-    entry = _deltas(data, variant).get(metric) or {}
-    return entry["higher_is_better"] if "higher_is_better" in entry else higher_is_better(metric)
-
-
-def verdict(task: str, data: dict, variant: str = "sft_dpo") -> str:
-    """One line: primary metric for SFT and the DPO variant, the delta with its CI and McNemar p, and what it means."""
-    metric, variants = data.get("primary_metric"), data.get("variants", {})
-    if not metric:
-        return f"{task}: no primary metric reported"
-    label = VARIANTS.get(variant, variant)
-    sft, dpo = variants.get("sft", {}).get(metric), variants.get(variant, {}).get(metric)
-    delta = _delta(data, metric, variant)
-    if dpo is None or sft is None or delta is None:
-        shown = ", ".join(f"{VARIANTS.get(v, v)} {_num(variants[v].get(metric))}" for v in _variants(data))
-        return f"{task}: {metric} {shown or 'not reported'}; no SFT vs {label} comparison in this report"
-    value, lo, hi = delta
-    p = _deltas(data, variant)[metric].get("p_mcnemar")
-    p_text = f", McNemar p = {p:.3g}" if isinstance(p, int | float) else ""
-    meaning = significance_text(lo, hi, _direction(data, metric, variant))
-    if variant != "sft_dpo":
-        meaning = meaning.replace("SFT+DPO", label)
-    return (
-        f"{task}: {metric} SFT {_num(sft)} → {label} {_num(dpo)} "
-        f"(Δ {value:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]{p_text}): {meaning}"
-    )
-
-
-def verdicts(task: str, data: dict) -> list[str]:
-    """The SFT+DPO verdict, then one per further DPO variant."""
-    return [verdict(task, data)] + [verdict(task, data, v) for v in data.get("deltas_vs_sft") or {}]
-
-
 def _bar_plot(task: str, data: dict) -> Plot | None:
-    variants = _variants(data)
+    variants = variants_of(data)
     values = data.get("variants", {})
-    shares = [m for m in _metrics(data) if all(_is_share(values[v].get(m, 0)) for v in variants)]
+    shares = [m for m in metrics_of(data) if all(is_share(values[v].get(m, 0)) for v in variants)]
     if not shares or not variants:
         return None
     series = {VARIANTS.get(v, v): [values[v].get(m) for m in shares] for v in variants}
     whiskers = {}
     if "sft" in values and "sft_dpo" in values:
         # The CI belongs to the paired difference; drawn around SFT's value it shows where SFT+DPO may lie.
-        deltas = [_delta(data, m) for m in shares]
+        deltas = [delta_of(data, m) for m in shares]
         # Clipped to [0, 1]: these metrics are shares, a bound outside it only says "at least 0 / at most 1".
         whiskers["SFT+DPO"] = [
             (max(0.0, values["sft"][m] + d[1]), min(1.0, values["sft"][m] + d[2]))
@@ -221,51 +153,6 @@ def _md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table_rows(task: str, data: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the per-task metric table (shared by Markdown and HTML)."""
-    variants = _variants(data)
-    header = ["metric", *[VARIANTS.get(v, v) for v in variants], "Δ (SFT+DPO − SFT)", "95% CI", "McNemar p", "verdict"]
-    rows = []
-    for metric in _metrics(data):
-        cells = [metric, *[_num(data["variants"][v].get(metric)) for v in variants]]
-        delta = _delta(data, metric)
-        if delta is None:
-            cells += ["–", "–", "–", "–"]
-        else:
-            p = data["deltas"][metric].get("p_mcnemar")
-            ci = f"[{delta[1]:+.3f}, {delta[2]:+.3f}]"
-            cells += [
-                _num(delta[0], signed=True),
-                ci,
-                f"{p:.3g}" if isinstance(p, int | float) else "–",  # p can be tiny: significant digits
-                significance_text(delta[1], delta[2], _direction(data, metric)),
-            ]
-        rows.append(cells)
-    return header, rows
-
-
-def _example_fields(examples: list[dict]) -> list[tuple[str, str]]:
-    """Prompt, gold, SFT, SFT+DPO, then any further variant the examples carry."""
-    keys = [k for k, _ in EXAMPLE_FIELDS] + [k for e in examples for k in e if k not in dict(EXAMPLE_FIELDS)]
-    labels = dict(EXAMPLE_FIELDS)
-    return [(k, labels.get(k, VARIANTS.get(k, k))) for k in dict.fromkeys(keys) if any(k in e for e in examples)]
-
-
-DOMAIN_TITLE = "Domain adapter: perplexity on held-out clinical notes"
-
-
-def _domain_columns(report: dict) -> dict[str, dict]:
-    """{"base": {...}, "base + domain adapter": {...}} from report["domain"], or nothing."""
-    ppl = (report.get("domain") or {}).get("perplexity") or {}
-    if not ppl:
-        return {}
-    shared = {k: v for k, v in ppl.items() if k not in ("base", "domain")}
-    return {
-        "base": {"perplexity": ppl.get("base"), **shared},
-        "base + domain adapter": {"perplexity": ppl.get("domain")},
-    }
-
-
 def _fence(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     ticks = "`" * max(3, longest + 1)
@@ -274,14 +161,14 @@ def _fence(text: str) -> str:
 
 def _md_task(task: str, data: dict, plots: list[Plot]) -> list[str]:
     lines = [f"## {task}", ""] + [f"**{_md_cell(line)}**\n" for line in verdicts(task, data)]
-    header, rows = _table_rows(task, data)
+    header, rows = table_rows(task, data)
     if rows:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
     lines += [f"![{p.title}](plots/{p.name}.svg)" + (f"  \n*{p.caption}*" if p.caption else "") + "\n" for p in plots]
     for i, example in enumerate((data.get("examples") or [])[:MAX_EXAMPLES], start=1):
         lines.append(f"### Example {i}")
-        for key, label in _example_fields([example]):
+        for key, label in example_fields([example]):
             lines += [f"**{label}**", "", _fence(str(example[key])), ""]
     return lines
 
@@ -292,7 +179,7 @@ def _md_mapping_table(title: str, columns: dict[str, dict]) -> list[str]:
         return []
     names = [VARIANTS.get(c, c) for c in columns]
     lines = [f"## {title}", "", "| | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
-    lines += [f"| {k} | " + " | ".join(_md_cell(_num(v.get(k))) for v in columns.values()) + " |" for k in keys]
+    lines += [f"| {k} | " + " | ".join(_md_cell(fmt_num(v.get(k))) for v in columns.values()) + " |" for k in keys]
     return [*lines, ""]
 
 
@@ -303,7 +190,7 @@ def render_markdown(report: dict, plots: dict[str, list[Plot]], training: list[P
     for task, data in tasks.items():
         lines += _md_task(task, data, plots.get(task, []))
     lines += _md_mapping_table("Held-out preference pairs (implicit DPO rewards)", report.get("preference", {}))
-    lines += _md_mapping_table(DOMAIN_TITLE, _domain_columns(report))
+    lines += _md_mapping_table(DOMAIN_TITLE, domain_columns(report))
     if training:
         lines += ["## Training curves", ""] + [f"![{p.title}](plots/{p.name}.svg)\n" for p in training]
     meta = report.get("meta", {})
@@ -326,7 +213,7 @@ def _verdict_class(line: str) -> str:
 
 
 def _html_examples(examples: list[dict]) -> str:
-    fields = _example_fields(examples)
+    fields = example_fields(examples)
     if not fields:
         return ""
     head = "".join(f"<th>{label}</th>" for _, label in fields)
@@ -338,7 +225,7 @@ def _html_examples(examples: list[dict]) -> str:
 
 
 def _html_task(task: str, data: dict, plots: list[Plot]) -> str:
-    header, rows = _table_rows(task, data)
+    header, rows = table_rows(task, data)
     parts = [f"<h2>{escape(task)}</h2>"]
     parts += [f'<p class="verdict {_verdict_class(line)}">{escape(line)}</p>' for line in verdicts(task, data)]
     parts += [_html_table(header, rows) if rows else "", _html_figures(plots)]
@@ -350,7 +237,7 @@ def _html_mapping(title: str, columns: dict[str, dict]) -> str:
     keys = list(dict.fromkeys(k for values in columns.values() for k in values))
     if not keys:
         return ""
-    rows = [[k, *[_num(v.get(k)) for v in columns.values()]] for k in keys]
+    rows = [[k, *[fmt_num(v.get(k)) for v in columns.values()]] for k in keys]
     return f"<h2>{escape(title)}</h2>" + _html_table(["", *[VARIANTS.get(c, c) for c in columns]], rows)
 
 
@@ -361,7 +248,7 @@ def render_html(report: dict, plots: dict[str, list[Plot]], training: list[Plot]
     body = [f"<h1>SFT vs SFT+DPO report</h1><ul>{summary}</ul>"]
     body += [_html_task(t, d, plots.get(t, [])) for t, d in tasks.items()]
     body.append(_html_mapping("Held-out preference pairs (implicit DPO rewards)", report.get("preference", {})))
-    body.append(_html_mapping(DOMAIN_TITLE, _domain_columns(report)))
+    body.append(_html_mapping(DOMAIN_TITLE, domain_columns(report)))
     if training:
         body.append("<h2>Training curves</h2>" + _html_figures(training))
     meta = report.get("meta", {})

@@ -13,7 +13,8 @@ import pytest
 
 from align.errors import UserError
 from align.report import svg
-from align.report.render import load_report, render_report, verdict
+from align.report.render import load_report, render_report
+from align.report.tables import verdict
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report.json"
 EXPECTED_PLOTS = {
