@@ -65,9 +65,19 @@ def attach_task_adapter(model, lora: LoraConfig, domain: DomainAdapter | None, s
     if domain is None:
         return model, peft_config(lora)
     log.info("domain adapter %s (%s)", domain.path, domain.mode)
+    warn_if_other_base(model, domain.path)
     if domain.mode == "merged":
         return merge_adapter(model, domain.path), peft_config(lora)
     return stack_frozen(model, domain.path, peft_config(lora), seed), None
+
+
+def warn_if_other_base(model, adapter_dir: Path) -> None:
+    """A domain adapter trained on another base model would load (same shapes) and quietly mean nothing."""
+    from align.models import read_adapter_base
+
+    trained_on, base = read_adapter_base(adapter_dir), getattr(model, "name_or_path", "")
+    if Path(trained_on).resolve() != Path(base).resolve():
+        log.warning("the domain adapter %s was trained on %s, but this model is %s", adapter_dir, trained_on, base)
 
 
 def merge_adapter(model, adapter_dir: Path):
