@@ -165,13 +165,6 @@ def test_sft_on_a_frozen_domain_adapter(tiny_recipe, tiny_model_dir, domain_dir,
     _check_merged_and_stage_loading(res, full, tiny_model_dir, domain_dir, tokenizer)
 
 
-def test_sft_on_a_merged_domain_adapter(tiny_recipe, tiny_model_dir, domain_dir, tokenizer):
-    recipe = tiny_recipe("sft", f"lora.domain_adapter={domain_dir}", "lora.domain_mode=merged", "train.max_steps=2")
-    res = run_sft(recipe)
-    assert json.loads((res.out_dir / "domain_adapter.json").read_text())["mode"] == "merged"
-    _check_merged_and_stage_loading(res, recipe, tiny_model_dir, domain_dir, tokenizer)
-
-
 def test_bad_domain_settings_fail_before_loading_a_model(tiny_recipe, tmp_path, domain_dir):
     with pytest.raises(UserError, match="no LoRA adapter there"):
         resolve_domain(LoraConfig(domain_adapter=str(tmp_path)))
@@ -181,7 +174,9 @@ def test_bad_domain_settings_fail_before_loading_a_model(tiny_recipe, tmp_path, 
         run_dpo(tiny_recipe("dpo", f"lora.domain_adapter={domain_dir}"))
 
 
-def test_domain_stage_trains_an_adapter_and_reports_perplexity(tmp_path, tiny_model_dir):
+def test_domain_stage_then_sft_on_it_merged(tmp_path, tiny_model_dir, tiny_recipe, tokenizer):
+    """`align domain`, then `align sft ... lora.domain_adapter=outputs/default/domain lora.domain_mode=merged`."""
+
     def docs(ids):
         return [
             {"id": f"n{i}", "text": f"Clinic note {i}: cough and fever for {i % 5 + 2} days; lungs clear."} for i in ids
@@ -212,3 +207,10 @@ def test_domain_stage_trains_an_adapter_and_reports_perplexity(tmp_path, tiny_mo
     assert ppl["n_docs"] == 6 and ppl["tokens"] > 6 * 10
     assert isinstance(ppl["base"], float) and isinstance(ppl["domain"], float)
     assert ppl["domain"] < ppl["base"] / 2, ppl  # the adapter learned the notes' language
+    recipe = tiny_recipe("sft", f"lora.domain_adapter={res.out_dir}", "lora.domain_mode=merged", "train.max_steps=2")
+    sft = run_sft(recipe)
+    assert json.loads((sft.out_dir / "domain_adapter.json").read_text()) == {
+        "path": str((res.out_dir / "final").resolve()),
+        "mode": "merged",
+    }
+    _check_merged_and_stage_loading(sft, recipe, tiny_model_dir, res.final_dir, tokenizer)
