@@ -59,8 +59,8 @@ def check_domain_recipe(recipe: Recipe) -> None:
 def held_out_perplexity(model, tokenizer, texts: list[str], max_length: int) -> dict:
     """Perplexity of the base model (adapter disabled) and of base + domain adapter on the held-out documents."""
     with model.disable_adapter():
-        base_sums, counts = score_documents(model, tokenizer, texts, max_length)
-    domain_sums, _ = score_documents(model, tokenizer, texts, max_length)
+        base_sums, counts = score_documents(model, tokenizer, texts, max_length, "perplexity, base")
+    domain_sums, _ = score_documents(model, tokenizer, texts, max_length, "perplexity, base + domain")
     return {
         "base": perplexity(base_sums, counts),
         "domain": perplexity(domain_sums, counts),

@@ -11,6 +11,7 @@ import math
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 
 def token_nll(logits: Tensor, input_ids: Tensor) -> tuple[float, int]:  # (1, T, V), (1, T)
@@ -41,13 +42,15 @@ def windows(ids: list[int], max_length: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def score_documents(model, tokenizer, texts: list[str], max_length: int) -> tuple[list[float], list[int]]:
+def score_documents(
+    model, tokenizer, texts: list[str], max_length: int, desc: str = "perplexity"
+) -> tuple[list[float], list[int]]:
     """Per-window NLL sums and token counts over all documents (batch of one window: no padding to mask)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     sums, counts = [], []
-    for text in texts:
+    for text in tqdm(texts, desc=desc, unit="doc"):
         ids = tokenizer(text=text + tokenizer.eos_token)["input_ids"]
         for window in windows(ids, max_length):
             input_ids = torch.tensor([window], device=device)  # (1, T)
