@@ -102,3 +102,17 @@ def test_defaults_are_the_bundled_notes():
     cfg = with_default_corpus(DataConfig())
     assert [s.path for s in cfg.train] == [DEFAULT_TRAIN] and [s.path for s in cfg.eval] == [DEFAULT_EVAL]
     assert with_default_corpus(DataConfig(test_split_size=0.1)).eval == []
+
+
+def test_align_data_validate_on_a_domain_recipe(tmp_path, capsys):
+    from align.cli import main
+
+    train = _jsonl(
+        tmp_path / "train.jsonl", [{"text": "Cough for 3 days."}, {"text": "Call Mr. Johnson at 555-123-4567."}]
+    )
+    recipe = tmp_path / "domain.yaml"
+    recipe.write_text(f"stage: domain\ndata:\n  train: {train}\n  test_split_size: 1\n", encoding="utf-8")
+    assert main(["data", "validate", str(recipe)]) == 1  # likely PHI: exit code 1, counts only
+    out = capsys.readouterr().out
+    assert "corpus: 1 training documents" in out and "1 held out" in out and "phone" in out
+    assert "555-123-4567" not in out and "Johnson" not in out
