@@ -1,4 +1,4 @@
-"""`align sft|dpo|report|data|prepare-model|bench ...`: parse arguments, load the recipe, call one function."""
+"""`align domain|sft|dpo|report|data|prepare-model|bench ...`: parse arguments, load the recipe, call one function."""
 
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ def _stage(args: argparse.Namespace) -> int:
 
 
 def _runner(command: str):
+    if command == "domain":
+        from align.train.domain import run_domain
+
+        return run_domain
     if command == "sft":
         from align.train.sft import run_sft
 
@@ -92,6 +96,10 @@ def _validate_recipe(path: str, max_length: int) -> int:
     from align.data.validate import validate_command
 
     recipe = load_recipe(path)
+    if recipe.stage == "domain":
+        from align.data.corpus import validate_corpus
+
+        return validate_corpus(recipe.data, recipe.seed)
     ensure_bundled(recipe.data)
     kind = "sft" if recipe.stage == "sft" else "preference"
     codes = []
@@ -129,7 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="align", description="SFT, then DPO, then a report: did DPO beat SFT?")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_stage(sub, "sft", "supervised fine-tuning (TRL SFTTrainer); resumes from its last checkpoint")
+    _add_stage(
+        sub,
+        "domain",
+        "domain adapter: causal-LM LoRA on clinical text (bundled notes or your corpus), held-out perplexity before "
+        "and after; SFT builds on it with lora.domain_adapter; resumes",
+    )
+    _add_stage(
+        sub,
+        "sft",
+        "supervised fine-tuning (TRL SFTTrainer), optionally on top of a domain adapter; resumes from its last "
+        "checkpoint",
+    )
     _add_stage(sub, "dpo", "DPO from the SFT result, padding-free, reference log-probs cached; resumes")
     _add_stage(sub, "report", "evaluate base, SFT and SFT+DPO on held-out data and write report.{json,md,html}")
     data = sub.add_parser("data", help="build, inspect and validate datasets")

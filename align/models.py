@@ -157,18 +157,23 @@ def peft_config(cfg: LoraConfig):
 
 
 def load_stage_model(stage_dir: Path, cfg: ModelConfig, hw: Hardware | None = None):
-    """Load a finished stage's model: `final/` is full weights or a LoRA adapter; the adapter is merged for use."""
+    """Load a finished stage's model: `final/` is full weights or a LoRA adapter; the adapter is merged for use.
+
+    A task adapter trained on a domain adapter (`domain_adapter.json` beside final/) loads as base -> domain -> task.
+    """
     final = Path(stage_dir) / "final"
     merged = Path(stage_dir) / "merged"
     if merged.is_dir():
         return load_model(cfg, str(merged), hw)
     if (final / "adapter_config.json").is_file():
-        from peft import PeftModel
+        from align.train.adapters import merge_adapter, read_marker
 
         base_path = read_adapter_base(final)
         model, tok = load_model(cfg, base_path, hw)
-        model = PeftModel.from_pretrained(model, str(final)).merge_and_unload()
-        return model, tok
+        domain = read_marker(stage_dir)
+        if domain is not None:
+            model = merge_adapter(model, domain)
+        return merge_adapter(model, final), tok
     return load_model(cfg, str(final), hw)
 
 

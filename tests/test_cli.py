@@ -9,7 +9,7 @@ from align.cli import build_parser, main
 
 
 @pytest.mark.parametrize(
-    "cmd", [[], ["sft"], ["dpo"], ["report"], ["data", "validate"], ["data", "inspect"], ["bench"]]
+    "cmd", [[], ["domain"], ["sft"], ["dpo"], ["report"], ["data", "validate"], ["data", "inspect"], ["bench"]]
 )
 def test_help_exits_zero_and_describes(cmd, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -28,6 +28,7 @@ from align.models import (
     select_attn_implementation,
     select_precision,
 )
+from align.train.domain import domain_config
 from align.train.dpo import dpo_config
 from align.train.sft import sft_config
 
@@ -69,9 +70,9 @@ def test_recipe_builds_the_pinned_trainer_and_lora_configs(path, tmp_path, monke
         assert recipe.report.sft == f"{recipe.output_root}/{recipe.run_name}/sft"
         assert recipe.report.dpo == f"{recipe.output_root}/{recipe.run_name}/dpo"
         return
-    build = sft_config if recipe.stage == "sft" else dpo_config
+    build = {"domain": domain_config, "sft": sft_config, "dpo": dpo_config}[recipe.stage]
     args = build(recipe, torch.float32, CPU)
-    assert isinstance(args, trl.SFTConfig if recipe.stage == "sft" else trl.DPOConfig)
+    assert isinstance(args, trl.DPOConfig if recipe.stage == "dpo" else trl.SFTConfig)
     assert args.learning_rate == recipe.train.learning_rate
     assert args.per_device_train_batch_size == recipe.train.batch_size
     assert args.gradient_accumulation_steps == recipe.train.grad_accum

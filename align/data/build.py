@@ -1,5 +1,7 @@
 """Write the bundled clinical data (data/clinical/*.jsonl + manifest.json) and print statistics about a data folder.
 
+Besides the six task files it writes the domain corpus `notes_{train,test}.jsonl` (see `align/data/tasks/notes.py`).
+
 `python -m align.data.build data/clinical` regenerates the bundled files with the defaults; the same seed always
 gives the same bytes (sorted keys, fixed separators, tasks in `TASKS` order).
 """
@@ -13,7 +15,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from align.data.tasks import DEFAULT_SIZES, ERROR_TYPES, TASKS
+from align.data.tasks import DEFAULT_SIZES, ERROR_TYPES, TASKS, notes
 from align.data.tasks.common import SPLITS
 from align.errors import UserError
 
@@ -54,10 +56,16 @@ def build_rows(seed: int = 0, scale: float = 1.0, error_mix: dict | None = None)
     return out
 
 
+def build_notes(files: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """{notes file name: documents}: the clinical text of each split's SFT rows (train and test only)."""
+    return {f"notes_{split}.jsonl": notes.note_rows(files[f"sft_{split}.jsonl"]) for split in notes.SPLITS}
+
+
 def build_bundled(out_dir: Path, seed: int = 0, scale: float = 1.0, error_mix: dict | None = None) -> dict:
-    """Write the six JSONL files and manifest.json into out_dir atomically; return the manifest."""
+    """Write the six task files, the two notes files and manifest.json into out_dir atomically; return the manifest."""
     out_dir = Path(out_dir)
     files = build_rows(seed, scale, error_mix)
+    files.update(build_notes(files))
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: dict = defaultdict(lambda: defaultdict(dict))
     manifest: dict = {"seed": seed, "scale": scale, "error_mix": error_mix, "files": {}}
@@ -68,6 +76,8 @@ def build_bundled(out_dir: Path, seed: int = 0, scale: float = 1.0, error_mix: d
         tmp.write_bytes(data)
         tmp_paths.append((tmp, out_dir / name))
         manifest["files"][name] = {"rows": len(rows), "sha256": hashlib.sha256(data).hexdigest()}
+        if name not in FILES:
+            continue  # the notes are counted in "files"; "counts" is per task
         kind, split = name.removesuffix(".jsonl").split("_")
         for task, n in sorted(Counter(r["task"] for r in rows).items()):
             counts[split][task][kind] = n

@@ -36,7 +36,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "address": re.compile(rf"\b\d{{1,6}}\s+(?:{_NAME}\s+){{1,3}}{_STREET}\b"),
     "name": re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+{_NAME}(?:\s+{_NAME})?"),
 }
-TEXT_FIELDS = ("prompt", "chosen", "rejected", "completion")
+TEXT_FIELDS = ("prompt", "chosen", "rejected", "completion", "text")  # text: domain corpus documents
 MAX_LOCATIONS = 10  # per kind in the printed report; the counts stay exact
 
 

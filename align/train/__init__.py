@@ -1,1 +1,1 @@
-"""Training stages: SFT, DPO (padding-free, cached reference), and what they share."""
+"""Training stages: domain adapter, SFT (optionally on top of it), DPO (padding-free, cached reference), shared code."""

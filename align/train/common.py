@@ -136,14 +136,18 @@ def save_metrics(out_dir: Path, trainer, keys: tuple[str, ...], started: float, 
     return metrics
 
 
-def save_final(trainer, tokenizer, out_dir: Path) -> Path:
-    """final/: the LoRA adapter (PEFT) or full weights, loadable with plain transformers/PEFT; safetensors only."""
+def save_final(trainer, tokenizer, out_dir: Path, adapters: list[str] | None = None) -> Path:
+    """final/: the LoRA adapter (PEFT) or full weights, loadable with plain transformers/PEFT; safetensors only.
+
+    `adapters` names the PEFT adapters to save when the model holds several (e.g. the task adapter, not the frozen
+    domain adapter under it)."""
     final = out_dir / "final"
     if not is_main_process():
         return final
     tmp = out_dir / ".final.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(str(tmp), safe_serialization=True)
+    extra = {"selected_adapters": adapters} if adapters else {}
+    trainer.model.save_pretrained(str(tmp), safe_serialization=True, **extra)
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)

@@ -72,6 +72,11 @@ def build_trainer(recipe: Recipe, model, tokenizer, train_rows, eval_rows, hw: H
 
 def run_dpo(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
     started = time.time()
+    if recipe.lora.domain_adapter:
+        raise UserError(
+            "lora.domain_adapter is set in a DPO recipe; DPO starts from sft/merged, where it is already folded in",
+            "remove it here and set it in the SFT recipe",
+        )
     out_dir = recipe.output_dir
     start = sft_start(recipe.dpo.init_from)
     train_rows, eval_rows = load_stage_data(recipe.data, "preference", recipe.seed)

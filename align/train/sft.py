@@ -1,8 +1,11 @@
-"""SFT stage: load model, render data through the shared collation layer, train with TRL's SFTTrainer, save."""
+"""SFT stage: load model, render data through the shared collation layer, train with TRL's SFTTrainer, save.
+
+With `lora.domain_adapter` the task LoRA trains on top of a domain adapter (align/train/adapters.py): final/ is the
+task adapter alone, merged/ is base + domain + task.
+"""
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 
@@ -12,8 +15,16 @@ from trl import SFTConfig, SFTTrainer
 from align.config import Recipe
 from align.data.collate import render_sft
 from align.data.load import check_phi, load_stage_data
-from align.models import Hardware, load_model, peft_config, select_precision
+from align.models import Hardware, load_model, select_precision
 from align.runinfo import rows_fingerprint, save_run_info
+from align.train.adapters import (
+    attach_task_adapter,
+    merged_copy,
+    resolve_domain,
+    saved_adapters,
+    stacking_callbacks,
+    write_marker,
+)
 from align.train.common import (
     NonFiniteGuard,
     RunResult,
@@ -47,35 +58,40 @@ def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
     started = time.time()
     enable_compact_scoring()
     out_dir = recipe.output_dir
+    domain = resolve_domain(recipe.lora)
     train_rows, eval_rows = load_stage_data(recipe.data, "sft", recipe.seed)
     check_phi(recipe.data, train_rows + eval_rows, allow_phi)
     hw = Hardware.detect()
     precision = select_precision(recipe.model.precision, hw)
     model, tokenizer = load_model(recipe.model, hw=hw)
+    model, task_lora = attach_task_adapter(model, recipe.lora, domain, recipe.seed)
     train_ds = sft_dataset(tokenizer, train_rows, recipe.data.max_length)
     log.info("SFT: %d train rows, precision %s", len(train_rows), precision)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_run_info(out_dir, recipe, {"train": rows_fingerprint(train_rows), "eval": rows_fingerprint(eval_rows)})
+    domain_info = {"domain_adapter": domain.record()} if domain else {}
+    save_run_info(
+        out_dir, recipe, {"train": rows_fingerprint(train_rows), "eval": rows_fingerprint(eval_rows)}, domain_info
+    )
     guard = NonFiniteGuard()
     trainer = SFTTrainer(
         model=model,
         args=sft_config(recipe, precision, hw),
         train_dataset=train_ds,
         processing_class=tokenizer,
-        peft_config=peft_config(recipe.lora),
-        callbacks=[guard, *callbacks],
+        peft_config=task_lora,
+        callbacks=[guard, *stacking_callbacks(model), *callbacks],
     )
     trainer.train(resume_from_checkpoint=resume_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
-    final = save_final(trainer, tokenizer, out_dir)
+    final = save_final(trainer, tokenizer, out_dir, saved_adapters(trainer.model))
     if recipe.lora.enabled:
-        merged = copy.deepcopy(trainer.model).merge_and_unload()
-        save_merged(merged, tokenizer, out_dir)
+        save_merged(merged_copy(trainer.model), tokenizer, out_dir)
+        write_marker(out_dir, domain)
     metrics = save_metrics(
         out_dir,
         trainer,
         ("loss", "mean_token_accuracy", "learning_rate"),
         started,
-        {"train_rows": len(train_rows), "eval_rows": len(eval_rows), "precision": str(precision)},
+        {"train_rows": len(train_rows), "eval_rows": len(eval_rows), "precision": str(precision), **domain_info},
     )
     return RunResult(out_dir, final, metrics)

@@ -12,6 +12,7 @@ import pytest
 
 from align.data.build import FILES, build_bundled, build_rows, dataset_stats, read_jsonl
 from align.data.tasks import DEFAULT_SIZES
+from align.data.tasks import notes as notes_corpus
 from align.errors import UserError
 
 BUNDLED = Path(__file__).resolve().parents[2] / "data" / "clinical"
@@ -35,7 +36,7 @@ def built(tmp_path_factory) -> Path:
 
 def test_same_seed_same_bytes_and_bundled_files_are_current(built, tmp_path):
     build_bundled(tmp_path / "again", seed=0)
-    for name in FILES:
+    for name in FILES + notes_corpus.FILES:
         assert (built / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
         assert (built / name).read_bytes() == (BUNDLED / name).read_bytes(), f"regenerate {BUNDLED}"
     build_bundled(tmp_path / "other", seed=1)
@@ -82,6 +83,25 @@ def test_sft_and_pref_rows_share_prompts(built):
             assert sft[p["id"]]["prompt"] == p["prompt"]
             assert sft[p["id"]]["completion"] == p["chosen"] != p["rejected"]
             assert p["meta"]["error_type"]
+
+
+def test_notes_are_the_task_texts_of_their_split(built):
+    manifest = json.loads((built / "manifest.json").read_text(encoding="utf-8"))
+    docs = {split: read_jsonl(built / f"notes_{split}.jsonl") for split in ("train", "test")}
+    for split, rows in docs.items():
+        assert manifest["files"][f"notes_{split}.jsonl"]["rows"] == len(rows)
+        assert all(set(r) == {"id", "text"} and f"-{split}-" in r["id"] for r in rows)
+        by_id = {r["id"]: r for r in read_jsonl(built / f"sft_{split}.jsonl")}
+        for doc in rows:
+            row = by_id[doc["id"]]
+            assert doc["text"] == row["meta"].get("source") or row["prompt"][0]["content"].endswith(doc["text"])
+        tasks = {r["id"].split("-")[0] for r in rows}
+        assert tasks == {"summarization", "triage"}
+        assert len(rows) == sum(DEFAULT_SIZES[t][split] for t in tasks)
+    train_tokens = [_tokens(d["text"]) for d in docs["train"]]
+    for doc in docs["test"]:
+        toks = _tokens(doc["text"])
+        assert max(len(toks & t) / len(toks | t) for t in train_tokens) < 0.9, doc["id"]
 
 
 def test_scale_changes_train_only():

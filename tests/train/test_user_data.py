@@ -57,7 +57,7 @@ def test_phi_in_user_data_refuses_training_unless_allowed(tmp_path, tiny_recipe)
 
 def test_bundled_data_passes_the_phi_scan_clean():
     files = sorted((REPO / "data" / "clinical").glob("*.jsonl"))
-    assert len(files) == 6
+    assert len(files) == 8  # six task files and the two domain-corpus notes files
     rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
     report = scan_phi(rows)
     assert report.clean, report.format()
