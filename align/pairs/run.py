@@ -202,8 +202,17 @@ def run_pairs(recipe: Recipe) -> PairsResult:
     log.info("sampling %d answers for each of %d prompts from %s", cfg.k, len(rows), sft_dir)
     answers, seconds = sample_answers(model, tokenizer, rows, cfg, recipe.seed)
     pairs, tasks = build_pairs(rows, answers, cfg, recipe.seed)
-    for task, s in seconds.items():
-        tasks[task]["sample_seconds"] = s
+    for task, s in tasks.items():
+        s["sample_seconds"] = seconds[task]
+        log.info(
+            "%s: %d prompts -> %d pairs (dropped %d below min_gap, %d identical, %d to balance error directions)",
+            task,
+            s["prompts"],
+            s["kept"],
+            s["dropped_gap"],
+            s["dropped_identical"],
+            s["dropped_balance"],
+        )
     manifest = {
         "out": str(out),
         "sft_model": str(sft_dir),
