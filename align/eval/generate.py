@@ -70,6 +70,7 @@ def _generate_batched(
             max_new_tokens=max_new_tokens,
             num_return_sequences=n,
             pad_token_id=pad,
+            use_cache=True,  # a merged SFT config can say use_cache: false (set for training); decoding needs the cache
             **options,
         )  # (len(idx) * n, T + new): the n answers of prompt r are rows r*n .. r*n + n - 1
         width = ids.shape[1]
