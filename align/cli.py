@@ -123,6 +123,43 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- `align pairs generate`: on-policy preference pairs from the SFT model's own answers ----------------------
+
+PAIRS_TEXT = (
+    "sample the SFT model k times per prompt, score each answer with the task metric, keep (best, worst) when their "
+    "gap is at least pairs.min_gap, balance under- vs over-triage, and write canonical preference JSONL for `align dpo`"
+)
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    from align.config import load_recipe
+    from align.pairs.run import already_generated, run_pairs
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    recipe.stage = "pairs"
+    if already_generated(recipe) and not args.force:
+        print(f"pairs generate: already written by this recipe at {recipe.pairs.out} (pass --force to generate again)")
+        return 0
+    result = run_pairs(recipe)
+    print(
+        f"pairs generate: {result.kept} pairs from {result.prompts} prompts; wrote {result.out} and {result.manifest}"
+    )
+    return 0
+
+
+def _add_pairs(sub) -> None:
+    pairs = sub.add_parser("pairs", help="on-policy preference pairs from the SFT model", description=PAIRS_TEXT)
+    psub = pairs.add_subparsers(dest="pairs_command", required=True)
+    g = psub.add_parser("generate", help="sample, score and pair the SFT model's answers", description=PAIRS_TEXT)
+    g.add_argument("recipe", help="recipe YAML with a `pairs` section, e.g. recipes/smollm2-135m/pairs.yaml")
+    g.add_argument("overrides", nargs="*", help="key=value overrides, e.g. pairs.k=8 pairs.min_gap=1.0")
+    g.add_argument("--force", action="store_true", help="generate again even if this recipe already wrote pairs.out")
+    g.set_defaults(func=_pairs)
+
+
+# ---- end of `align pairs` ----------------------------------------------------------------------------------------
+
+
 def _add_stage(sub, name: str, text: str) -> None:
     p = sub.add_parser(name, help=text, description=text)
     p.add_argument("recipe", help=f"recipe YAML, e.g. recipes/smollm2-135m/{name}.yaml")
@@ -185,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="outputs/bench")
     bench.add_argument("--quick", action="store_true", help="a smaller run for smoke testing")
     bench.set_defaults(func=_bench)
+    _add_pairs(sub)
     return parser
 
 

@@ -28,6 +28,7 @@ from align.models import (
     select_attn_implementation,
     select_precision,
 )
+from align.pairs.score import check_scorable
 from align.train.domain import domain_config
 from align.train.dpo import dpo_config
 from align.train.sft import sft_config
@@ -59,16 +60,27 @@ def test_the_recipe_set_is_complete():
     assert {p.name for p in ACCELERATE} == {"ddp.yaml", "fsdp.yaml", "zero3.yaml"}
 
 
+def _generated_pairs() -> dict[str, str]:
+    """pairs.out -> pairs.sft for every `pairs` recipe: preference files that `align pairs generate` writes."""
+    recipes = [load_recipe(p) for p in RECIPES if p.stem == "pairs"]
+    return {r.pairs.out: r.pairs.sft for r in recipes}
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=_rel)
 def test_recipe_builds_the_pinned_trainer_and_lora_configs(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # building configs must not create anything (checkpoint dirs are relative paths)
     recipe = load_recipe(path)
     assert path.stem.split("-")[0] == recipe.stage
+    generated = _generated_pairs()  # written by `align pairs generate`, not committed
     for spec in recipe.data.train + recipe.data.eval:
-        assert (REPO / spec.path).is_file(), spec.path
+        assert (REPO / spec.path).is_file() or spec.path in generated, spec.path
     if recipe.stage == "report":
         assert recipe.report.sft == f"{recipe.output_root}/{recipe.run_name}/sft"
         assert recipe.report.dpo == f"{recipe.output_root}/{recipe.run_name}/dpo"
+        return
+    if recipe.stage == "pairs":  # no trainer: the SFT model it samples, and a scorer for every task it pairs
+        assert recipe.pairs.sft == f"{recipe.output_root}/{recipe.run_name}/sft"
+        check_scorable(set(recipe.data.tasks))
         return
     build = {"domain": domain_config, "sft": sft_config, "dpo": dpo_config}[recipe.stage]
     args = build(recipe, torch.float32, CPU)
@@ -79,7 +91,9 @@ def test_recipe_builds_the_pinned_trainer_and_lora_configs(path, tmp_path, monke
     assert args.gradient_checkpointing == recipe.model.gradient_checkpointing
     if recipe.stage == "dpo":
         assert args.beta == recipe.dpo.beta and args.loss_type == recipe.dpo.loss_type
-        assert recipe.dpo.init_from == f"{recipe.output_root}/{recipe.run_name}/sft"
+        # on-policy pairs: DPO must start from (and use as reference) the SFT model that sampled them
+        samplers = {generated[spec.path] for spec in recipe.data.train if spec.path in generated}
+        assert recipe.dpo.init_from in ({f"{recipe.output_root}/{recipe.run_name}/sft"} if not samplers else samplers)
     lora = peft_config(recipe.lora)
     assert isinstance(lora, peft.LoraConfig)
     assert (lora.r, lora.lora_alpha, set(lora.target_modules)) == (

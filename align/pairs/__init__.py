@@ -1,0 +1,1 @@
+"""On-policy preference pairs: sample the SFT model, score its answers with the task metric, keep (best, worst)."""
