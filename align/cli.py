@@ -1,4 +1,4 @@
-"""`align domain|sft|dpo|report|data|prepare-model|bench ...`: parse arguments, load the recipe, call one function."""
+"""`align domain|sft|dpo|report|pairs|data|prepare-model|bench ...`: parse arguments, load the recipe, call one function."""
 
 from __future__ import annotations
 
