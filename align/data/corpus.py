@@ -107,7 +107,8 @@ def _read_rows(spec: DatasetConfig, task: str) -> list[dict]:
 
 def load_corpus(cfg: DataConfig, seed: int) -> tuple[list[dict], list[dict]]:
     """Train and held-out documents for the domain stage; a held-out text is never trained on."""
-    from align.data.load import ensure_bundled, limit_per_task, mix
+    from align.data.load import ensure_bundled, limit_per_task
+    from align.data.mixing import mix
 
     ensure_bundled(cfg)
     train = limit_per_task(_select(mix([(read_corpus(s), s.weight) for s in cfg.train], seed), cfg), cfg.limit_per_task)

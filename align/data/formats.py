@@ -1,4 +1,4 @@
-"""Any user dataset shape -> canonical rows (prompt, chosen, rejected | prompt, completion); also mixing and splitting.
+"""Any user dataset shape -> canonical rows (prompt, chosen, rejected | prompt, completion).
 
 Shapes (`SHAPES`, detected in dict order, most specific first, from the first row's columns):
   preference  sharegpt_preference  conversations + chosen + rejected (from/value messages, LLaMA-Factory style)
@@ -368,62 +368,3 @@ def parse_columns_arg(text: str) -> dict[str, str]:
             raise UserError(f"column '{canonical}' is mapped twice in --columns", "map each canonical column once")
         mapping[canonical] = user
     return _check_mapping(mapping)
-
-
-# ---- mixing and splitting --------------------------------------------------------------------------------------
-
-
-def mix(datasets: list[tuple[list[dict[str, Any]], float]], seed: int) -> list[dict[str, Any]]:
-    """Sample each dataset by weight (1.0 = every row once, 0.5 = a random half, 2.0 = every row twice), then shuffle.
-
-    A fractional part takes round(frac * len) distinct rows. Deterministic for a given seed.
-    """
-    rng, out = random.Random(seed), []
-    for rows, weight in datasets:
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise UserError(f"mixing weight must be a number >= 0, got {weight!r}", "use e.g. 1.0 (all rows once)")
-        whole, frac = divmod(float(weight), 1.0)
-        out.extend(row for _ in range(int(whole)) for row in rows)
-        out.extend(rng.sample(rows, round(frac * len(rows))))
-    rng.shuffle(out)
-    return out
-
-
-def split_rows(
-    rows: list[dict[str, Any]], test_split_size: float | int, seed: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, eval) split by unique prompt, so a prompt never lands in both; original row order is kept.
-
-    A float in (0, 1) is the eval fraction of rows, an int the number of eval rows; whole prompt groups are moved
-    to eval (in seeded random order) until at least that many rows are there.
-    """
-    groups: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(json.dumps(row["prompt"], sort_keys=True), []).append(i)
-    target = _eval_target(test_split_size, len(rows))
-    keys = list(groups)
-    random.Random(seed).shuffle(keys)
-    eval_ids: set[int] = set()
-    for key in keys:
-        if len(eval_ids) >= target:
-            break
-        eval_ids.update(groups[key])
-    if len(eval_ids) == len(rows):
-        raise UserError(
-            f"test_split_size={test_split_size} leaves no training rows ({len(groups)} unique prompts)",
-            "use a smaller test_split_size or give a separate eval file",
-        )
-    return [r for i, r in enumerate(rows) if i not in eval_ids], [r for i, r in enumerate(rows) if i in eval_ids]
-
-
-def _eval_target(size: float | int, n_rows: int) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, float)):
-        raise UserError(f"test_split_size must be a number, got {size!r}", "use a fraction like 0.1 or a row count")
-    if isinstance(size, float) and 0.0 < size < 1.0:
-        return max(1, round(size * n_rows))
-    if isinstance(size, int) and 1 <= size < n_rows:
-        return size
-    raise UserError(
-        f"test_split_size={size} is out of range for {n_rows} rows",
-        "use a fraction in (0, 1) or a whole number of rows between 1 and the row count - 1",
-    )

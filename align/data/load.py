@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 from align.config import DataConfig, DatasetConfig
+from align.data.mixing import mix, split_rows
 from align.errors import UserError
 
 BUNDLED_DIR = Path("data/clinical")
@@ -68,17 +69,6 @@ def load_dataset_rows(spec: DatasetConfig, kind: str) -> list[dict]:
     return rows
 
 
-def mix(parts: list[tuple[list[dict], float]], seed: int) -> list[dict]:
-    """Weighted mixture: weight 1.0 takes every row once, 0.5 half of them, 2.0 every row twice."""
-    rng = random.Random(seed)
-    out: list[dict] = []
-    for rows, weight in parts:
-        whole, frac = int(weight), weight - int(weight)
-        out += rows * whole
-        out += rng.sample(rows, round(frac * len(rows)))
-    return out
-
-
 def load_split(
     specs: list[DatasetConfig], kind: str, tasks: list[str], seed: int, limits: dict[str, int] | None = None
 ) -> list[dict]:
@@ -101,16 +91,6 @@ def limit_per_task(rows: list[dict], limits: dict[str, int]) -> list[dict]:
     return out
 
 
-def split_by_prompt(rows: list[dict], size: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Carve an eval split by unique prompt, so no prompt lands in both."""
-    prompts = sorted({json.dumps(r["prompt"], sort_keys=True) for r in rows})
-    random.Random(seed).shuffle(prompts)
-    n_eval = int(size) if size >= 1 else max(1, round(size * len(prompts)))
-    held = set(prompts[:n_eval])
-    train = [r for r in rows if json.dumps(r["prompt"], sort_keys=True) not in held]
-    return train, [r for r in rows if json.dumps(r["prompt"], sort_keys=True) in held]
-
-
 def load_stage_data(cfg: DataConfig, kind: str, seed: int) -> tuple[list[dict], list[dict]]:
     """Train and eval rows for a stage; eval prompts never appear in train."""
     if not cfg.train:
@@ -119,7 +99,7 @@ def load_stage_data(cfg: DataConfig, kind: str, seed: int) -> tuple[list[dict], 
     train = load_split(cfg.train, kind, cfg.tasks, seed, cfg.limit_per_task)
     evals = load_split(cfg.eval, kind, cfg.tasks, seed) if cfg.eval else []
     if not evals and cfg.test_split_size:
-        train, evals = split_by_prompt(train, cfg.test_split_size, seed)
+        train, evals = split_rows(train, cfg.test_split_size, seed)
     leaked = {json.dumps(r["prompt"], sort_keys=True) for r in evals} & {
         json.dumps(r["prompt"], sort_keys=True) for r in train
     }

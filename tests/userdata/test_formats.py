@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from align.data.formats import SHAPES, mix, parse_columns_arg, split_rows, to_canonical
+from align.data.formats import SHAPES, parse_columns_arg, to_canonical
+from align.data.mixing import mix, split_rows
 from align.data.readers import Record, read_records
 from align.errors import UserError
 
