@@ -141,28 +141,24 @@ def save_final(trainer, tokenizer, out_dir: Path, adapters: list[str] | None = N
 
     `adapters` names the PEFT adapters to save when the model holds several (e.g. the task adapter, not the frozen
     domain adapter under it)."""
-    final = out_dir / "final"
-    if not is_main_process():
-        return final
-    tmp = out_dir / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     extra = {"selected_adapters": adapters} if adapters else {}
-    trainer.model.save_pretrained(str(tmp), safe_serialization=True, **extra)
-    tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
+    return _save_atomic(trainer.model, tokenizer, out_dir / "final", **extra)
 
 
 def save_merged(model, tokenizer, out_dir: Path) -> Path:
     """merged/: the adapter folded into the base weights, the starting point and reference for the next stage."""
-    merged = out_dir / "merged"
+    return _save_atomic(model, tokenizer, out_dir / "merged")
+
+
+def _save_atomic(model, tokenizer, target: Path, **save_kwargs) -> Path:
+    """Write model + tokenizer to a temporary folder beside `target`, then swap it in (rank 0 only), so an
+    interrupted save never leaves a half-written `target`."""
     if not is_main_process():
-        return merged
-    tmp = out_dir / ".merged.tmp"
+        return target
+    tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    model.save_pretrained(str(tmp), safe_serialization=True, **save_kwargs)
     tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(merged, ignore_errors=True)
-    tmp.rename(merged)
-    return merged
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
