@@ -26,24 +26,16 @@ from align.train.common import (
     resume_checkpoint,
     save_final,
     save_metrics,
-    trainer_kwargs,
 )
 from align.train.perplexity import perplexity, score_documents
+from align.train.sft import trl_sft_config
 
 log = logging.getLogger("align")
 CURVES = ("loss", "mean_token_accuracy", "learning_rate")
 
 
 def domain_config(recipe: Recipe, precision, hw: Hardware) -> SFTConfig:
-    kwargs = trainer_kwargs(recipe, precision, hw.cuda)
-    if recipe.train.packing:
-        # bfd_split: a document longer than a bin continues in the next bins instead of being cut at pack_length
-        kwargs.update(
-            packing=True, packing_strategy="bfd_split", padding_free=True, max_length=recipe.train.pack_length
-        )
-    else:
-        kwargs.update(max_length=recipe.data.max_length)
-    return SFTConfig(**kwargs, dataset_text_field="text", dataset_num_proc=None)
+    return trl_sft_config(recipe, precision, hw, "bfd_split", dataset_text_field="text")
 
 
 def check_domain_recipe(recipe: Recipe) -> None:

@@ -44,14 +44,22 @@ def sft_dataset(tokenizer, rows: list[dict], max_length: int) -> Dataset:
 
 
 def sft_config(recipe: Recipe, precision, hw: Hardware) -> SFTConfig:
+    return trl_sft_config(recipe, precision, hw, "bfd", completion_only_loss=True)
+
+
+def trl_sft_config(recipe: Recipe, precision, hw: Hardware, packing_strategy: str, **extra) -> SFTConfig:
+    """TRL's SFTConfig for a recipe; shared by SFT ("bfd") and the domain stage ("bfd_split": a document longer than
+    a bin continues in the next bins instead of being cut at pack_length)."""
     kwargs = trainer_kwargs(recipe, precision, hw.cuda)
     if recipe.train.packing:
         # TRL packs SFT well already: best-fit decreasing bins of pack_length, padding-free, position_ids per sequence.
         # One bin is one micro-batch row; batch_size counts bins.
-        kwargs.update(packing=True, packing_strategy="bfd", padding_free=True, max_length=recipe.train.pack_length)
+        kwargs.update(
+            packing=True, packing_strategy=packing_strategy, padding_free=True, max_length=recipe.train.pack_length
+        )
     else:
         kwargs.update(max_length=recipe.data.max_length)
-    return SFTConfig(**kwargs, completion_only_loss=True, dataset_num_proc=None)
+    return SFTConfig(**kwargs, **extra, dataset_num_proc=None)
 
 
 def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
