@@ -1,6 +1,7 @@
 """Report stage: generate with base, SFT and SFT+DPO on held-out data, score each task, compare, write report.*.
 
-Generations are saved to generations.jsonl and reused on a rerun, so scores can be recomputed without regenerating.
+Generations are saved to generations.jsonl and reused on a rerun (same model files, prompt and decoding settings),
+so scores can be recomputed without regenerating, and a retrained stage is never scored on its old answers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from align.errors import UserError
 from align.eval.generate import generate, pair_logps
 from align.eval.scoring import SCORERS, higher_is_better, score_task
 from align.eval.stats import mcnemar, paired_bootstrap_ci, preference_summary
-from align.models import Hardware, load_model, load_stage_model
+from align.models import Hardware, load_model, load_stage_model, resolve_model_path
+from align.report.cache import generation_key, load_generations, model_fingerprint, stage_model_parts
 from align.report.render import render_report
 from align.runinfo import library_versions, write_json
 from align.train.common import RunResult, is_complete
@@ -74,33 +76,37 @@ def load_variant(recipe: Recipe, name: str, stage_dir: Path | None, hw: Hardware
     return load_stage_model(stage_dir, recipe.model, hw)
 
 
-def load_generations(path: Path) -> dict[tuple[str, str], str]:
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {(r["variant"], r["id"]): r["text"] for r in rows}
+def variant_fingerprint(recipe: Recipe, stage_dir: Path | None) -> str:
+    """What a variant's saved generations are tied to: the base model's files, or a stage's model files."""
+    if stage_dir is None:
+        return model_fingerprint([resolve_model_path(recipe.model.name, recipe.model.allow_network)])
+    return model_fingerprint(stage_model_parts(stage_dir))
 
 
 def generate_all(recipe, variants, tasks, pref_rows, out_dir: Path, hw) -> tuple[dict, dict]:
-    """Generations per (variant, task) and preference log-probs per variant; loads one model at a time."""
+    """Generations per (variant, task) and preference log-probs per variant; loads one model at a time.
+
+    Saved generations are reused only for the same model files, prompt and decoding settings (`report/cache.py`)."""
     cache = load_generations(out_dir / "generations.jsonl")
     gens: dict[str, dict[str, list[str]]] = defaultdict(dict)
     logps: dict[str, tuple[list[float], list[float]]] = {}
     records = []
+    batch = recipe.report.batch_size
     for name, stage_dir in variants.items():
         model, tok = None, None
+        model_fp = variant_fingerprint(recipe, stage_dir)
         for task, rows in tasks.items():
-            texts = [cache.get((name, r["id"])) for r in rows]
+            max_new = recipe.report.max_new_tokens.get(task, 96)
+            keys = [generation_key(model_fp, r["prompt"], max_new, batch) for r in rows]
+            texts = [cache.get(k) for k in keys]
             if any(t is None for t in texts):
                 if model is None:
                     model, tok = load_variant(recipe, name, stage_dir, hw)
-                max_new = recipe.report.max_new_tokens.get(task, 96)
-                texts = generate(
-                    model, tok, [r["prompt"] for r in rows], max_new, recipe.report.batch_size, f"{name}/{task}"
-                )
+                texts = generate(model, tok, [r["prompt"] for r in rows], max_new, batch, f"{name}/{task}")
             gens[name][task] = texts
             records += [
-                {"variant": name, "task": task, "id": r["id"], "text": t} for r, t in zip(rows, texts, strict=True)
+                {"variant": name, "task": task, "id": r["id"], "key": k, "text": t}
+                for r, k, t in zip(rows, keys, texts, strict=True)
             ]
         if pref_rows and name != "base":
             if model is None:

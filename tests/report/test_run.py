@@ -1,6 +1,7 @@
 """The report stage end to end on the tiny model: every variant, every task, saved generations reused on rerun."""
 
 import json
+import shutil
 
 import align.report.run as report_run
 from align.config import load_recipe
@@ -36,8 +37,9 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     assert set(first["meta"]["variants"]) == {"base", "sft"}  # SFT-only report before DPO exists
     assert first["tasks"]["triage"]["deltas"] == {}
     run_dpo(tiny_recipe("dpo"))
-    (sft_only.out_dir / "generations.jsonl").unlink()
+    generated = _count_generations(monkeypatch)
     result = report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
+    assert {v for v, _ in generated} == {"sft_dpo"}  # base and SFT answers reused from the SFT-only report
     report = json.loads((result.out_dir / "report.json").read_text())
     assert set(report["tasks"]) == {"triage", "provider_routing", "reasoning", "summarization"}
     tri = report["tasks"]["triage"]
@@ -66,7 +68,23 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     assert tri["deltas_vs_sft"]["sft_dpo_onpolicy"]["accuracy"] == tri["deltas"]["accuracy"]
     assert report["preference"]["sft_dpo_onpolicy"] == report["preference"]["sft_dpo"]
     assert report["domain"]["perplexity"]["domain"] == 6.0 and "dpo (sft_dpo_onpolicy)" in report["training"]
-    calls = []
-    monkeypatch.setattr(report_run, "generate", lambda *a, **k: calls.append(1) or [])
+    generated.clear()
     report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
-    assert calls == []  # scores recomputed from generations.jsonl, nothing regenerated
+    assert generated == []  # scores recomputed from generations.jsonl, nothing regenerated
+    shutil.rmtree(tmp_path / "outputs" / "default" / "dpo")  # DPO retrained in the same folder (as with --force)
+    run_dpo(tiny_recipe("dpo", "train.learning_rate=5e-4"))
+    report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
+    assert sorted({v for v, _ in generated}) == ["sft_dpo"]  # its old answers are not reused; the others are
+
+
+def _count_generations(monkeypatch) -> list[tuple[str, str]]:
+    """Record (variant, task) of every generate() call the report makes, still generating for real."""
+    calls: list[tuple[str, str]] = []
+    real = report_run.generate
+
+    def counting(model, tok, prompts, max_new, batch_size, desc):
+        calls.append(tuple(desc.split("/")))
+        return real(model, tok, prompts, max_new, batch_size, desc)
+
+    monkeypatch.setattr(report_run, "generate", counting)
+    return calls
