@@ -6,7 +6,7 @@ RECIPES ?= recipes/smollm2-135m
 ARGS   ?=
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: all install model data sft dpo report domain sft-domain pairs dpo-onpolicy onpolicy test test-fast bench lint clean
+.PHONY: all install model data sft dpo report fresh-report domain sft-domain pairs dpo-onpolicy onpolicy test test-fast bench lint clean
 
 all: sft dpo report
 	@echo "outputs: outputs/default/sft  outputs/default/dpo  outputs/default/report/report.html"
@@ -35,6 +35,12 @@ dpo: install
 
 report: install
 	$(BIN)/align report $(RECIPES)/report.yaml $(ARGS)
+
+# The same report on a larger test set: 320 new triage and reasoning prompts (another seed, nothing near-identical to
+# the bundled data) for intervals about half as wide as on the bundled 80; writes outputs/fresh/report.
+fresh-report: install
+	@test -f data/fresh/sft_test.jsonl || $(BIN)/align data fresh-test --out data/fresh
+	$(BIN)/align report $(RECIPES)/report.yaml run_name=fresh report.test_data=data/fresh/sft_test.jsonl report.pref_data=data/fresh/pref_test.jsonl $(ARGS)
 
 # Two-step PEFT: a domain LoRA adapter on clinical notes, then the SFT task adapter on top of it (frozen).
 domain: model data

@@ -64,6 +64,14 @@ def _data(args: argparse.Namespace) -> int:
         manifest = build_bundled(Path(args.out), seed=args.seed, scale=args.scale)
         print(f"data build: wrote {len(manifest.get('files', manifest))} files to {args.out}")
         return 0
+    if args.data_command == "fresh-test":
+        from align.data.fresh import write_fresh_test
+
+        write_fresh_test(Path(args.against), Path(args.out), args.tasks, args.n, args.seed)
+        print(
+            f"data fresh-test: {args.n} prompts per task ({', '.join(args.tasks)}) in {args.out}/sft_test.jsonl, pref_test.jsonl"
+        )
+        return 0
     if args.data_command == "stats":
         from align.data.build import dataset_stats
 
@@ -194,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="data/clinical")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--scale", type=float, default=1.0, help="multiply train sizes (e.g. 10 for GPU runs)")
+    f = dsub.add_parser(
+        "fresh-test",
+        help="a larger test set (another seed, nothing near-identical to the bundled data) for tighter report CIs",
+    )
+    f.add_argument("--n", type=int, default=320, help="prompts per task (default 320)")
+    f.add_argument(
+        "--seed", type=int, default=7, help="generator seed; must differ from the bundled data's (default 7)"
+    )
+    f.add_argument("--tasks", nargs="+", default=["triage", "reasoning"], help="default: triage reasoning")
+    f.add_argument("--against", default="data/clinical", help="the bundled data folder to keep clear of")
+    f.add_argument("--out", default="data/fresh")
     s = dsub.add_parser("stats", help="counts, label distributions and lengths per split")
     s.add_argument("dir", nargs="?", default="data/clinical")
     for name, text in (

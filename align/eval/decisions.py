@@ -1,0 +1,96 @@
+"""Decision accuracy by teacher forcing: which ESI digit / option letter a model puts first after the answer prefix.
+
+A fast check of whether a model makes the per-patient decision (one forward pass per prompt, no decoding): the
+prompt is rendered with the chat template, the answer prefix ("ESI level: " / "Answer:") appended, and the model's
+highest-scoring candidate token (digits 1-5 / letters of the question's options) is its decision. With greedy
+decoding in the bundled answer format this is the label the report parses, so it tracks the report's accuracy at
+a fraction of the cost; it also shows *which* labels a model favours (a model stuck on one level is visible here).
+
+    python -m align.eval.decisions outputs/default/sft outputs/default/dpo [--data data/clinical/sft_test.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+LETTERS = "ABCDE"
+# task -> (answer prefix, candidate strings whose last token is the decision)
+FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "triage": ("ESI level: ", tuple("12345")),
+    "reasoning": ("Answer:", tuple(f" {c}" for c in LETTERS)),
+}
+
+
+def gold_index(row: dict) -> int:
+    """Index of the gold label among the task's candidates."""
+    if row["task"] == "triage":
+        return int(row["meta"]["esi"]) - 1
+    return LETTERS.index(row["meta"]["answer"])
+
+
+def n_candidates(row: dict) -> int:
+    """5 ESI levels, or as many letters as the question has options."""
+    if row["task"] == "reasoning":
+        return len(row["meta"]["options"])
+    return 5
+
+
+def candidate_ids(tokenizer, task: str) -> list[int]:
+    return [tokenizer(c, add_special_tokens=False)["input_ids"][-1] for c in FORMATS[task][1]]
+
+
+@torch.no_grad()
+def decisions(model, tokenizer, rows: list[dict]) -> list[int]:
+    """The candidate index each row's prompt leads the model to put first."""
+    out = []
+    for row in rows:
+        prefix, _ = FORMATS[row["task"]]
+        text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False) + prefix
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        logits = model(input_ids=ids).logits[0, -1]
+        cands = candidate_ids(tokenizer, row["task"])[: n_candidates(row)]
+        out.append(int(logits[cands].argmax()))
+    return out
+
+
+def summarize(rows: list[dict], predicted: list[int]) -> dict[str, dict]:
+    """Per task: n, accuracy and how often each label was chosen (label -> count)."""
+    result: dict[str, dict] = {}
+    for task in FORMATS:
+        pairs = [(gold_index(r), p) for r, p in zip(rows, predicted, strict=True) if r["task"] == task]
+        if not pairs:
+            continue
+        labels = [str(i + 1) if task == "triage" else LETTERS[i] for _, i in pairs]
+        result[task] = {
+            "n": len(pairs),
+            "accuracy": sum(g == p for g, p in pairs) / len(pairs),
+            "chosen": dict(sorted(Counter(labels).items())),
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    from align.config import ModelConfig
+    from align.models import load_model, load_stage_model
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("stages", nargs="+", help="finished stage folders (outputs/<run>/sft, .../dpo), or 'base'")
+    ap.add_argument("--data", default="data/clinical/sft_test.jsonl", help="SFT-format rows with triage/reasoning")
+    ap.add_argument("--model", default="smollm2-135m", help="base model (for 'base' and adapter-only stages)")
+    args = ap.parse_args(argv)
+    rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("task") in FORMATS]
+    cfg = ModelConfig(name=args.model)
+    for stage in args.stages:
+        model, tok = load_model(cfg) if stage == "base" else load_stage_model(Path(stage), cfg)
+        print(json.dumps({"model": stage, **summarize(rows, decisions(model.eval(), tok, rows))}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
