@@ -205,14 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     f = dsub.add_parser(
         "fresh-test",
         help="a larger test set (another seed, nothing near-identical to the bundled data) for tighter report CIs",
+        description="Build N more test prompts per task with the bundled generators and another seed, dropping any "
+        "near-duplicate of a bundled train/eval/test prompt; writes OUT/sft_test.jsonl and OUT/pref_test.jsonl for "
+        "report.test_data / report.pref_data (`make fresh-report` does both).",
     )
     f.add_argument("--n", type=int, default=320, help="prompts per task (default 320)")
     f.add_argument(
         "--seed", type=int, default=7, help="generator seed; must differ from the bundled data's (default 7)"
     )
     f.add_argument("--tasks", nargs="+", default=["triage", "reasoning"], help="default: triage reasoning")
-    f.add_argument("--against", default="data/clinical", help="the bundled data folder to keep clear of")
-    f.add_argument("--out", default="data/fresh")
+    f.add_argument(
+        "--against", default="data/clinical", help="the bundled data folder to keep clear of (default data/clinical)"
+    )
+    f.add_argument("--out", default="data/fresh", help="output folder (default data/fresh)")
     s = dsub.add_parser("stats", help="counts, label distributions and lengths per split")
     s.add_argument("dir", nargs="?", default="data/clinical")
     for name, text in (
