@@ -2,9 +2,9 @@
 
 The bundled test split (80 triage and 80 reasoning prompts) gives 95 % intervals about +-0.1 wide on an accuracy
 difference, too wide to tell a real DPO gain from noise. `align data fresh-test` builds N more test prompts per task
-with the same generators and another seed, and drops every prompt that is a near-duplicate (word Jaccard >= 0.85,
-the check that keeps the bundled splits apart) of any train, eval or test prompt already in the bundled folder, so
-nothing a model trained on reaches the fresh set. Point the report at it: `report.test_data` / `report.pref_data`.
+with the same generators and another seed, and drops every prompt that is a near-duplicate (word Jaccard >= 0.85
+over the whole prompt, as the bundled splits are kept apart) of any train, eval or test prompt already in the bundled
+folder, so nothing a model trained on reaches the fresh set. Point the report at it: `report.test_data` / `report.pref_data`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def fresh_rows(task: str, n: int, seed: int, against: list[frozenset[str]]) -> d
     """{"sft": rows, "pref": rows}: n test items of `task` from `seed`, none near-identical to `against`."""
     if task not in TASKS:
         raise UserError(f"unknown task {task!r}", f"use one of {', '.join(TASKS)}")
+    if n < 1:
+        raise UserError(f"--n {n}: the fresh test set needs at least one prompt per task", "use e.g. --n 320")
     size = n + n // 4
     while True:
         built = TASKS[task]({"train": 0, "eval": 0, "test": size}, seed, None)["test"]

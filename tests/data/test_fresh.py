@@ -29,6 +29,8 @@ def test_a_seed_that_only_repeats_the_bundled_data_is_refused():
     # seed 0 is the bundled seed: it regenerates the bundled test items, all near-duplicates
     with pytest.raises(UserError, match=r"only 0 of \d+ generated prompts are new"):
         fresh_rows("triage", 5, seed=0, against=bundled_prompts(BUNDLED, "triage"))
+    with pytest.raises(UserError, match="at least one prompt"):
+        fresh_rows("triage", 0, seed=7, against=[])
     with pytest.raises(UserError, match="seed 0 is the seed the bundled data was built with"):
         write_fresh_test(BUNDLED, REPO / "unused", ["triage"], 5, seed=0)
 
