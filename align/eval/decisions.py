@@ -2,8 +2,8 @@
 
 A fast check of whether a model makes the per-patient decision (one forward pass per prompt, no decoding): the
 prompt is rendered with the chat template, the answer prefix ("ESI level: " / "Answer:") appended, and the model's
-highest-scoring candidate token (digits 1-5 / letters of the question's options) is its decision. With greedy
-decoding in the bundled answer format this is the label the report parses, so it tracks the report's accuracy at
+highest-scoring candidate token (digits 1-5 / letters of the question's options) is its decision. When greedy
+decoding writes the bundled answer format this is the label the report parses, so it tracks the report's accuracy at
 a fraction of the cost; it also shows *which* labels a model favours (a model stuck on one level is visible here).
 
     python -m align.eval.decisions outputs/default/sft outputs/default/dpo [--data data/clinical/sft_test.jsonl]
@@ -47,14 +47,14 @@ def candidate_ids(tokenizer, task: str) -> list[int]:
 @torch.no_grad()
 def decisions(model, tokenizer, rows: list[dict]) -> list[int]:
     """The candidate index each row's prompt leads the model to put first."""
+    cands = {task: candidate_ids(tokenizer, task) for task in FORMATS}
     out = []
     for row in rows:
         prefix, _ = FORMATS[row["task"]]
         text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False) + prefix
         ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
         logits = model(input_ids=ids).logits[0, -1]
-        cands = candidate_ids(tokenizer, row["task"])[: n_candidates(row)]
-        out.append(int(logits[cands].argmax()))
+        out.append(int(logits[cands[row["task"]][: n_candidates(row)]].argmax()))
     return out
 
 
