@@ -134,19 +134,55 @@ class ErrorPicker:
         return best
 
 
+class RejectedLabelPicker:
+    """Picks the label of a rejected answer so that, within a split, each label is rejected about as often as it is
+    chosen. Without this, DPO on label-changing pairs also learns a shift of the label prior (toward the labels that are
+    seldom rejected, e.g. ESI 1 and 5 when errors move one level) instead of which label fits which input.
+    Call `reset` at the start of each split (add_errors' `start_split`)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.chosen: dict = {}
+        self.rejected: dict = {}
+
+    def pick(self, gold, options: Iterable, rng: random.Random, prefer: Callable[[object], float] | None = None):
+        """The option rejected least often relative to how often it was chosen so far (this pair's gold counted), then
+        the one `prefer` ranks highest, then a seeded coin."""
+        options = list(options)
+        assert options, f"no wrong label to pick for {gold!r}"
+        self.chosen[gold] = self.chosen.get(gold, 0) + 1
+
+        def rank(w) -> tuple:
+            deficit = self.chosen.get(w, 0) - self.rejected.get(w, 0)
+            return (deficit, prefer(w) if prefer else 0.0, rng.random())
+
+        wrong = max(options, key=rank)
+        self.rejected[wrong] = self.rejected.get(wrong, 0) + 1
+        return wrong
+
+
 def add_errors(
     items: dict[str, list[Item]],
     mix: dict[str, float],
     allowed: Callable[[Item], list[str]],
     corrupt: Callable[[Item, str, random.Random], tuple[str, dict]],
     rng: random.Random,
+    start_split: Callable[[], None] | None = None,
+    stratum: Callable[[Item], object] | None = None,
 ) -> None:
-    """Give every item a rejected answer with one error type; each split is balanced on its own. Held-out splits go
-    first so the size of train never changes their rejected answers."""
+    """Give every item a rejected answer with one error type; each split is balanced on its own, and within a split
+    each `stratum` (e.g. the gold label) on its own, so the error mix cannot alias with a label cycle in the item
+    order. Held-out splits go first so the size of train never changes their rejected answers. `start_split` (if
+    given) is called before each split, for a `corrupt` that keeps per-split state."""
     for split in FILL_ORDER:
-        picker = ErrorPicker(mix)
+        pickers: dict[object, ErrorPicker] = {}
+        if start_split is not None:
+            start_split()
         for it in items[split]:
-            error_type = picker.pick(allowed(it), rng)
+            key = stratum(it) if stratum is not None else None
+            error_type = pickers.setdefault(key, ErrorPicker(mix)).pick(allowed(it), rng)
             it.rejected, extra = corrupt(it, error_type, rng)
             assert it.rejected != it.chosen, (error_type, it.chosen)
             it.pair_meta = {"error_type": error_type, **extra}

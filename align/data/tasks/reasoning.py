@@ -12,7 +12,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from align.data.tasks.common import ErrorPicker, Item, Rows, add_errors, article, assign_splits, resolve_mix, to_rows
+from align.data.tasks.common import (
+    ErrorPicker,
+    Item,
+    RejectedLabelPicker,
+    Rows,
+    add_errors,
+    article,
+    assign_splits,
+    resolve_mix,
+    to_rows,
+)
 
 TASK = "reasoning"
 INSTRUCTION = (
@@ -156,7 +166,7 @@ def make_item(rng: random.Random, counter: int, letters: dict[int, ErrorPicker])
     return Item(key, INSTRUCTION, text, chosen, meta, {"condition": c, "findings": findings, "sources": sources})
 
 
-def corrupt(item: Item, error_type: str, rng: random.Random) -> tuple[str, dict]:
+def corrupt(item: Item, error_type: str, rng: random.Random, letters: RejectedLabelPicker) -> tuple[str, dict]:
     c, findings, sources = item.data["condition"], item.data["findings"], item.data["sources"]
     qtype, options = item.meta["question_type"], item.meta["options"]
     if error_type == "wrong_reason":
@@ -164,7 +174,7 @@ def corrupt(item: Item, error_type: str, rng: random.Random) -> tuple[str, dict]
         absent = [f for f in wrong_cond.findings if f not in findings] or ["the patient's age"]
         letter, explanation = item.meta["answer"], _explain(qtype, c.name, _answer_of(c, qtype), absent[:1])
     else:
-        letter = rng.choice(sorted(sources))
+        letter = letters.pick(item.meta["answer"], sorted(sources), rng)
         wrong_cond = sources[letter]
         # the distractor's reasoning: the patient's first finding read as the other condition's
         explanation = _explain(qtype, wrong_cond.name, options[letter], [findings[0], wrong_cond.findings[0]])
@@ -178,6 +188,13 @@ def build(n: dict[str, int], seed: int, error_mix: dict[str, float] | None = Non
     # "E" is not over-used to catch up
     letters = {k: ErrorPicker(dict.fromkeys(LETTERS[:k], 1.0)) for k in (2, 3, 4, 5)}
     items = assign_splits(n, lambda counter: make_item(rng, counter, letters))
-    err_rng = random.Random(f"{seed}-{TASK}-err")
-    add_errors(items, resolve_mix(error_mix, DEFAULT_MIX), lambda it: list(DEFAULT_MIX), corrupt, err_rng)
+    err_rng, rejected = random.Random(f"{seed}-{TASK}-err"), RejectedLabelPicker()
+    add_errors(
+        items,
+        resolve_mix(error_mix, DEFAULT_MIX),
+        lambda it: list(DEFAULT_MIX),
+        lambda it, error, r: corrupt(it, error, r, rejected),
+        err_rng,
+        start_split=rejected.reset,
+    )
     return to_rows(TASK, items)

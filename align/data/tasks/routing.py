@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import string
 
-from align.data.tasks.common import Item, Rows, add_errors, assign_splits, resolve_mix, to_rows
+from align.data.tasks.common import Item, RejectedLabelPicker, Rows, add_errors, assign_splits, resolve_mix, to_rows
 
 TASK = "provider_routing"
 ROUTES: tuple[str, ...] = ("front_desk", "pharmacist", "nurse", "physician")  # escalation order, lowest first
@@ -159,12 +159,12 @@ def make_item(rng: random.Random, counter: int) -> Item:
     return Item(key, INSTRUCTION, f"Message: {message}", answer_text(route, _reason(why, topic)), meta, topic)
 
 
-def corrupt(item: Item, error_type: str, rng: random.Random) -> tuple[str, dict]:
+def corrupt(item: Item, error_type: str, rng: random.Random, routes: RejectedLabelPicker) -> tuple[str, dict]:
     route, topic = item.meta["label"], item.data
     i = ROUTES.index(route)
     if error_type == "wrong_reason":
         return answer_text(route, _reason(rng.choice(WRONG_HEURISTICS[route]), topic)), {"rejected_label": route}
-    wrong = rng.choice(ROUTES[:i] if error_type == "under_escalation" else ROUTES[i + 1 :])
+    wrong = routes.pick(route, ROUTES[:i] if error_type == "under_escalation" else ROUTES[i + 1 :], rng)
     return answer_text(wrong, _reason(ROUTE_WHY[wrong], topic)), {"rejected_label": wrong}
 
 
@@ -182,5 +182,14 @@ def build(n: dict[str, int], seed: int, error_mix: dict[str, float] | None = Non
     """{split: {"sft": rows, "pref": rows}} with n[split] distinct portal messages per split."""
     rng = random.Random(f"{seed}-{TASK}")
     items = assign_splits(n, lambda counter: make_item(rng, counter))
-    add_errors(items, resolve_mix(error_mix, DEFAULT_MIX), allowed_errors, corrupt, random.Random(f"{seed}-{TASK}-err"))
+    routes, mix, err_rng = RejectedLabelPicker(), resolve_mix(error_mix, DEFAULT_MIX), random.Random(f"{seed}-{TASK}-err")
+    add_errors(
+        items,
+        mix,
+        allowed_errors,
+        lambda it, error, r: corrupt(it, error, r, routes),
+        err_rng,
+        start_split=routes.reset,
+        stratum=lambda it: it.meta["label"],
+    )
     return to_rows(TASK, items)

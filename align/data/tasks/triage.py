@@ -12,7 +12,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from align.data.tasks.common import Item, Rows, add_errors, article, assign_splits, resolve_mix, to_rows
+from align.data.tasks.common import (
+    Item,
+    RejectedLabelPicker,
+    Rows,
+    add_errors,
+    article,
+    assign_splits,
+    resolve_mix,
+    to_rows,
+)
 from align.data.tasks.triage_table import COMPLAINTS, L1_OVERRIDES, MENTAL_TEXT, Complaint
 
 TASK = "triage"
@@ -210,16 +219,14 @@ def wrong_reason_rationale(v: Vignette, level: int) -> str:
     }[level]
 
 
-def corrupt(item: Item, error_type: str, rng: random.Random) -> tuple[str, dict]:
+def corrupt(item: Item, error_type: str, rng: random.Random, levels: RejectedLabelPicker) -> tuple[str, dict]:
     v: Vignette = item.data
     level = item.meta["esi"]
     if error_type == "wrong_reason":
         return answer_text(level, wrong_reason_rationale(v, level)), {"rejected_esi": level}
-    step = 2 if rng.random() < 0.3 else 1
-    wrong = level + step if error_type == "under_triage" else level - step
-    wrong = min(5, max(1, wrong))
-    if wrong == level:  # a two-step move hit the boundary
-        wrong = level + 1 if error_type == "under_triage" else level - 1
+    direction = 1 if error_type == "under_triage" else -1
+    options = [level + direction * step for step in (1, 2) if 1 <= level + direction * step <= 5]
+    wrong = levels.pick(level, options, rng, prefer=lambda w: -abs(w - level))  # one step off before two
     return answer_text(wrong, misread_rationale(v, wrong)), {"rejected_esi": wrong}
 
 
@@ -322,5 +329,14 @@ def build(n: dict[str, int], seed: int, error_mix: dict[str, float] | None = Non
         return Item(vignette_key(v), INSTRUCTION, render_vignette(v, rng.randrange(3)), chosen_answer(v), meta, v)
 
     items = assign_splits(n, make_item)
-    add_errors(items, resolve_mix(error_mix, DEFAULT_MIX), allowed_errors, corrupt, random.Random(f"{seed}-{TASK}-err"))
+    levels, mix, err_rng = RejectedLabelPicker(), resolve_mix(error_mix, DEFAULT_MIX), random.Random(f"{seed}-{TASK}-err")
+    add_errors(
+        items,
+        mix,
+        allowed_errors,
+        lambda it, error, r: corrupt(it, error, r, levels),
+        err_rng,
+        start_split=levels.reset,
+        stratum=lambda it: it.meta["esi"],  # each level gets the error mix its allowed types permit
+    )
     return to_rows(TASK, items)

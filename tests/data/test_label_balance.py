@@ -1,0 +1,74 @@
+"""Rejected labels track chosen labels: the picker by hand, and every bundled label task's splits."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from align.data.tasks import reasoning, routing, triage
+from align.data.tasks.common import Item, RejectedLabelPicker, add_errors
+
+
+def test_picker_prefers_the_most_under_rejected_label_then_prefer_then_coin():
+    p = RejectedLabelPicker()
+    rng = random.Random(0)
+    # gold 2 chosen once; options 1 and 3 both have deficit 0 -> prefer decides (nearer to 2.9 wins)
+    assert p.pick(2, [1, 3], rng, prefer=lambda w: -abs(w - 2.9)) == 3
+    # chosen {2: 2}, rejected {3: 1}: deficits 1: 0 - 0 = 0, 3: 0 - 1 = -1 -> 1
+    assert p.pick(2, [1, 3], rng) == 1
+    # gold 1 chosen: deficits 1: 1-1 = 0, 2: 2-0 = 2, 3: -1 -> 2
+    assert p.pick(1, [2, 3], rng) == 2
+    assert p.chosen == {2: 2, 1: 1} and p.rejected == {3: 1, 1: 1, 2: 1}
+    p.reset()
+    assert p.chosen == {} and p.rejected == {}
+
+
+def test_picker_refuses_an_empty_option_list():
+    with pytest.raises(AssertionError):
+        RejectedLabelPicker().pick(1, [], random.Random(0))
+
+
+def test_add_errors_balances_the_mix_per_stratum_and_resets_per_split():
+    # labels cycle 0,1,0,1...; with one picker per split the 50/50 mix would alias onto the label cycle
+    items = {s: [Item((s, i), "", f"{s}{i}", "ok", {"y": i % 2}) for i in range(8)] for s in ("train", "eval", "test")}
+    resets: list[int] = []
+    add_errors(
+        items,
+        {"a": 0.5, "b": 0.5},
+        lambda it: ["a", "b"],
+        lambda it, e, r: (e, {}),
+        random.Random(0),
+        start_split=lambda: resets.append(1),
+        stratum=lambda it: it.meta["y"],
+    )
+    assert len(resets) == 3
+    for split in items:
+        per_label = Counter((it.meta["y"], it.rejected) for it in items[split])
+        assert per_label == {(0, "a"): 2, (0, "b"): 2, (1, "a"): 2, (1, "b"): 2}
+
+
+CASES = [
+    (triage, {"train": 240, "eval": 24, "test": 80}, "esi", "rejected_esi"),
+    (routing, {"train": 120, "eval": 16, "test": 48}, "label", "rejected_label"),
+    (reasoning, {"train": 240, "eval": 24, "test": 80}, "answer", "rejected_answer"),
+]
+
+
+@pytest.mark.parametrize(("task", "sizes", "gold", "rejected"), CASES, ids=lambda c: getattr(c, "TASK", ""))
+def test_each_label_is_rejected_about_as_often_as_it_is_chosen(task, sizes, gold, rejected):
+    rows = task.build(sizes, seed=0)
+    for split, n in sizes.items():
+        pairs = [r["meta"] for r in rows[split]["pref"] if r["meta"]["error_type"] != "wrong_reason"]
+        chosen, rej = Counter(m[gold] for m in pairs), Counter(m[rejected] for m in pairs)
+        assert all(m[gold] != m[rejected] for m in pairs)
+        gap = max(abs(chosen[k] - rej[k]) for k in chosen | rej)
+        assert gap <= 2, (split, chosen, rej)
+
+
+def test_triage_error_mix_is_spread_over_levels():
+    """Every ESI level gets wrong-level pairs (the old single picker put all wrong-reason pairs on one level)."""
+    rows = triage.build({"train": 240, "eval": 24, "test": 80}, seed=0)
+    per_level = Counter(r["meta"]["esi"] for r in rows["train"]["pref"] if r["meta"]["error_type"] != "wrong_reason")
+    assert set(per_level) == {1, 2, 3, 4, 5} and min(per_level.values()) >= 0.5 * 240 / 5
