@@ -59,9 +59,10 @@ def _runner(command: str):
 
 def _data(args: argparse.Namespace) -> int:
     if args.data_command == "build":
-        from align.data.build import build_bundled
+        from align.data.build import build_bundled, parse_error_mix
 
-        manifest = build_bundled(Path(args.out), seed=args.seed, scale=args.scale)
+        mix = parse_error_mix(args.error_mix) if args.error_mix else None
+        manifest = build_bundled(Path(args.out), seed=args.seed, scale=args.scale, error_mix=mix)
         print(f"data build: wrote {len(manifest.get('files', manifest))} files to {args.out}")
         return 0
     if args.data_command == "fresh-test":
@@ -199,9 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="build, inspect and validate datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
     b = dsub.add_parser("build", help="write the bundled clinical data (deterministic by seed)")
-    b.add_argument("--out", default="data/clinical")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--out", default="data/clinical", help="folder for the files and manifest.json (default: %(default)s)"
+    )
+    b.add_argument("--seed", type=int, default=0, help="generator seed; the same seed gives the same bytes")
     b.add_argument("--scale", type=float, default=1.0, help="multiply train sizes (e.g. 10 for GPU runs)")
+    b.add_argument(
+        "--error-mix",
+        default="",
+        metavar="TYPE=W,...",
+        help="weights of the rejected answers' error types, e.g. under_triage=0.6,over_triage=0.2,wrong_reason=0.2 "
+        "(a task none of whose types are named keeps its default mix; see manifest.json)",
+    )
     f = dsub.add_parser(
         "fresh-test",
         help="a larger test set (another seed, nothing near-identical to the bundled data) for tighter report CIs",

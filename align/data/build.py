@@ -37,6 +37,21 @@ def _check_mix(error_mix: dict | None) -> None:
             raise UserError(f"error_mix[{key!r}] = {value!r} is not a non-negative number", "give a weight >= 0")
 
 
+def parse_error_mix(text: str) -> dict[str, float]:
+    """`under_triage=0.6,over_triage=0.2` -> {"under_triage": 0.6, "over_triage": 0.2}, checked like a recipe's mix."""
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        try:
+            mix[key.strip()] = float(value)
+        except ValueError:
+            raise UserError(
+                f"--error-mix: {part!r} is not TYPE=WEIGHT", "write e.g. under_triage=0.6,over_triage=0.2"
+            ) from None
+    _check_mix(mix)
+    return mix
+
+
 def build_rows(seed: int = 0, scale: float = 1.0, error_mix: dict | None = None) -> dict[str, list[dict]]:
     """{file name: rows} for the six bundled files; `scale` multiplies train sizes only."""
     if scale <= 0:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from align.data.build import FILES, build_bundled, build_rows, dataset_stats, read_jsonl
+from align.data.build import FILES, build_bundled, build_rows, dataset_stats, parse_error_mix, read_jsonl
 from align.data.tasks import DEFAULT_SIZES
 from align.data.tasks import notes as notes_corpus
 from align.errors import UserError
@@ -115,6 +115,32 @@ def test_bad_options_raise_user_errors():
         build_rows(error_mix={"under_triag": 1.0})
     with pytest.raises(UserError, match="scale must be positive"):
         build_rows(scale=0)
+
+
+def test_error_mix_from_the_command_line():
+    assert parse_error_mix("under_triage=0.6, over_triage=0.2,wrong_reason=0") == {
+        "under_triage": 0.6,
+        "over_triage": 0.2,
+        "wrong_reason": 0.0,
+    }
+    with pytest.raises(UserError, match="'under_triage' is not TYPE=WEIGHT"):
+        parse_error_mix("under_triage")
+    with pytest.raises(UserError, match="'over_triage=lots' is not TYPE=WEIGHT"):
+        parse_error_mix("over_triage=lots")
+    with pytest.raises(UserError, match="is not a non-negative number"):
+        parse_error_mix("over_triage=-1")
+    with pytest.raises(UserError, match="unknown error type 'overtriage'"):
+        parse_error_mix("overtriage=1")
+
+
+def test_build_command_writes_the_mix_it_was_given(tmp_path):
+    from align.cli import main
+
+    assert main(["data", "build", "--out", str(tmp_path), "--scale", "0.25", "--error-mix", "under_triage=1"]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["error_mix"] == {"under_triage": 1.0}
+    pref = [r for r in read_jsonl(tmp_path / "pref_train.jsonl") if r["task"] == "triage"]
+    assert pref and all(r["meta"]["error_type"] == "under_triage" for r in pref if r["meta"]["esi"] < 5)
 
 
 class WordTokenizer:
