@@ -59,7 +59,8 @@ def decisions(model, tokenizer, rows: list[dict]) -> list[int]:
 
 
 def summarize(rows: list[dict], predicted: list[int]) -> dict[str, dict]:
-    """Per task: n, accuracy and how often each label was chosen (label -> count)."""
+    """Per task: n, accuracy and how often each label was chosen (label -> count); for triage also the under-triage
+    rate (a less urgent level than gold, i.e. a higher ESI number) and the over-triage rate."""
     result: dict[str, dict] = {}
     for task in FORMATS:
         pairs = [(gold_index(r), p) for r, p in zip(rows, predicted, strict=True) if r["task"] == task]
@@ -71,6 +72,9 @@ def summarize(rows: list[dict], predicted: list[int]) -> dict[str, dict]:
             "accuracy": sum(g == p for g, p in pairs) / len(pairs),
             "chosen": dict(sorted(Counter(labels).items())),
         }
+        if task == "triage":
+            result[task]["under_triage_rate"] = sum(p > g for g, p in pairs) / len(pairs)
+            result[task]["over_triage_rate"] = sum(p < g for g, p in pairs) / len(pairs)
     return result
 
 

@@ -56,6 +56,15 @@ def test_decisions_take_the_best_candidate_among_the_question_options(tokenizer)
 def test_summary_counts_hits_and_chosen_labels():
     rows = [_triage(2), _triage(3), _triage(3), _mcq("A", 4), _mcq("B", 4)]
     out = summarize(rows, [1, 1, 2, 0, 0])
-    assert out["triage"] == {"n": 3, "accuracy": 2 / 3, "chosen": {"2": 2, "3": 1}}
+    # gold 2, 3, 3 vs predicted 2, 2, 3: one over-triage (ESI 2 for a level-3 patient), no under-triage
+    assert out["triage"] == {
+        "n": 3,
+        "accuracy": 2 / 3,
+        "chosen": {"2": 2, "3": 1},
+        "under_triage_rate": 0.0,
+        "over_triage_rate": 1 / 3,
+    }
+    under = summarize([_triage(1), _triage(4)], [2, 3])["triage"]  # ESI 3 for a level-1 patient; right on level 4
+    assert (under["under_triage_rate"], under["over_triage_rate"]) == (0.5, 0.0)
     assert out["reasoning"] == {"n": 2, "accuracy": 0.5, "chosen": {"A": 2}}
     assert summarize([_triage(1)], [0]).keys() == {"triage"}
