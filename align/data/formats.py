@@ -18,7 +18,6 @@ Text that is a JSON list of messages (as in CSV exports) is parsed as messages. 
 from __future__ import annotations
 
 import json
-import random
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable

@@ -13,7 +13,8 @@ LOSS, CONTEXT = "#", "."
 def token_lines(tokenizer, ids: list[int], mask: list[int]) -> list[str]:
     """One line per token: index, loss-mask flag (# = trained on), id, and the token text."""
     return [
-        f"{i:5d} {LOSS if m else CONTEXT} {t:6d} {tokenizer.decode([t])!r}" for i, (t, m) in enumerate(zip(ids, mask))
+        f"{i:5d} {LOSS if m else CONTEXT} {t:6d} {tokenizer.decode([t])!r}"
+        for i, (t, m) in enumerate(zip(ids, mask, strict=True))
     ]
 
 

@@ -21,8 +21,6 @@ def test_picker_prefers_the_most_under_rejected_label_then_prefer_then_coin():
     # gold 1 chosen: deficits 1: 1-1 = 0, 2: 2-0 = 2, 3: -1 -> 2
     assert p.pick(1, [2, 3], rng) == 2
     assert p.chosen == {2: 2, 1: 1} and p.rejected == {3: 1, 1: 1, 2: 1}
-    p.reset()
-    assert p.chosen == {} and p.rejected == {}
 
 
 def test_picker_refuses_an_empty_option_list():
@@ -30,20 +28,17 @@ def test_picker_refuses_an_empty_option_list():
         RejectedLabelPicker().pick(1, [], random.Random(0))
 
 
-def test_add_errors_balances_the_mix_per_stratum_and_resets_per_split():
+def test_add_errors_balances_the_mix_per_stratum_with_a_new_label_picker_per_split():
     # labels cycle 0,1,0,1...; with one picker per split the 50/50 mix would alias onto the label cycle
     items = {s: [Item((s, i), "", f"{s}{i}", "ok", {"y": i % 2}) for i in range(8)] for s in ("train", "eval", "test")}
-    resets: list[int] = []
-    add_errors(
-        items,
-        {"a": 0.5, "b": 0.5},
-        lambda it: ["a", "b"],
-        lambda it, e, r: (e, {}),
-        random.Random(0),
-        start_split=lambda: resets.append(1),
-        stratum=lambda it: it.meta["y"],
-    )
-    assert len(resets) == 3
+    pickers: dict[str, set[int]] = {}
+
+    def corrupt(it: Item, error: str, rng: random.Random, labels: RejectedLabelPicker) -> tuple[str, dict]:
+        pickers.setdefault(it.text[:-1], set()).add(id(labels))
+        return error, {}
+
+    add_errors(items, {"a": 0.5, "b": 0.5}, lambda it: ["a", "b"], corrupt, random.Random(0), lambda it: it.meta["y"])
+    assert all(len(ids) == 1 for ids in pickers.values()) and len(set.union(*pickers.values())) == 3
     for split in items:
         per_label = Counter((it.meta["y"], it.rejected) for it in items[split])
         assert per_label == {(0, "a"): 2, (0, "b"): 2, (1, "a"): 2, (1, "b"): 2}
@@ -59,7 +54,7 @@ CASES = [
 @pytest.mark.parametrize(("task", "sizes", "gold", "rejected"), CASES, ids=lambda c: getattr(c, "TASK", ""))
 def test_each_label_is_rejected_about_as_often_as_it_is_chosen(task, sizes, gold, rejected):
     rows = task.build(sizes, seed=0)
-    for split, n in sizes.items():
+    for split in sizes:
         pairs = [r["meta"] for r in rows[split]["pref"] if r["meta"]["error_type"] != "wrong_reason"]
         chosen, rej = Counter(m[gold] for m in pairs), Counter(m[rejected] for m in pairs)
         assert all(m[gold] != m[rejected] for m in pairs)

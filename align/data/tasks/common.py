@@ -138,12 +138,9 @@ class RejectedLabelPicker:
     """Picks the label of a rejected answer so that, within a split, each label is rejected about as often as it is
     chosen. Without this, DPO on label-changing pairs also learns a shift of the label prior (toward the labels that are
     seldom rejected, e.g. ESI 1 and 5 when errors move one level) instead of which label fits which input.
-    Call `reset` at the start of each split (add_errors' `start_split`)."""
+    add_errors gives each split a new one."""
 
     def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
         self.chosen: dict = {}
         self.rejected: dict = {}
 
@@ -163,27 +160,29 @@ class RejectedLabelPicker:
         return wrong
 
 
+Corrupt = Callable[[Item, str, random.Random, RejectedLabelPicker], tuple[str, dict]]
+
+
 def add_errors(
     items: dict[str, list[Item]],
     mix: dict[str, float],
     allowed: Callable[[Item], list[str]],
-    corrupt: Callable[[Item, str, random.Random], tuple[str, dict]],
+    corrupt: Corrupt,
     rng: random.Random,
-    start_split: Callable[[], None] | None = None,
     stratum: Callable[[Item], object] | None = None,
 ) -> None:
     """Give every item a rejected answer with one error type; each split is balanced on its own, and within a split
     each `stratum` (e.g. the gold label) on its own, so the error mix cannot alias with a label cycle in the item
-    order. Held-out splits go first so the size of train never changes their rejected answers. `start_split` (if
-    given) is called before each split, for a `corrupt` that keeps per-split state."""
+    order. `corrupt(item, error_type, rng, labels)` writes the rejected answer; `labels` is the split's
+    RejectedLabelPicker, for tasks whose errors change a label. Held-out splits go first so the size of train never
+    changes their rejected answers."""
     for split in FILL_ORDER:
         pickers: dict[object, ErrorPicker] = {}
-        if start_split is not None:
-            start_split()
+        labels = RejectedLabelPicker()
         for it in items[split]:
             key = stratum(it) if stratum is not None else None
             error_type = pickers.setdefault(key, ErrorPicker(mix)).pick(allowed(it), rng)
-            it.rejected, extra = corrupt(it, error_type, rng)
+            it.rejected, extra = corrupt(it, error_type, rng, labels)
             assert it.rejected != it.chosen, (error_type, it.chosen)
             it.pair_meta = {"error_type": error_type, **extra}
 

@@ -188,13 +188,6 @@ def build(n: dict[str, int], seed: int, error_mix: dict[str, float] | None = Non
     # "E" is not over-used to catch up
     letters = {k: ErrorPicker(dict.fromkeys(LETTERS[:k], 1.0)) for k in (2, 3, 4, 5)}
     items = assign_splits(n, lambda counter: make_item(rng, counter, letters))
-    err_rng, rejected = random.Random(f"{seed}-{TASK}-err"), RejectedLabelPicker()
-    add_errors(
-        items,
-        resolve_mix(error_mix, DEFAULT_MIX),
-        lambda it: list(DEFAULT_MIX),
-        lambda it, error, r: corrupt(it, error, r, rejected),
-        err_rng,
-        start_split=rejected.reset,
-    )
+    err_rng = random.Random(f"{seed}-{TASK}-err")
+    add_errors(items, resolve_mix(error_mix, DEFAULT_MIX), lambda it: list(DEFAULT_MIX), corrupt, err_rng)
     return to_rows(TASK, items)

@@ -182,14 +182,8 @@ def build(n: dict[str, int], seed: int, error_mix: dict[str, float] | None = Non
     """{split: {"sft": rows, "pref": rows}} with n[split] distinct portal messages per split."""
     rng = random.Random(f"{seed}-{TASK}")
     items = assign_splits(n, lambda counter: make_item(rng, counter))
-    routes, mix, err_rng = RejectedLabelPicker(), resolve_mix(error_mix, DEFAULT_MIX), random.Random(f"{seed}-{TASK}-err")
+    err_rng = random.Random(f"{seed}-{TASK}-err")
     add_errors(
-        items,
-        mix,
-        allowed_errors,
-        lambda it, error, r: corrupt(it, error, r, routes),
-        err_rng,
-        start_split=routes.reset,
-        stratum=lambda it: it.meta["label"],
+        items, resolve_mix(error_mix, DEFAULT_MIX), allowed_errors, corrupt, err_rng, lambda it: it.meta["label"]
     )
     return to_rows(TASK, items)

@@ -13,7 +13,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from align.data.tasks.common import Item, Rows, add_errors, assign_splits, resolve_mix, to_rows
+from align.data.tasks.common import Item, RejectedLabelPicker, Rows, add_errors, assign_splits, resolve_mix, to_rows
 
 TASK = "summarization"
 INSTRUCTION = (
@@ -200,7 +200,7 @@ def write_summary(note: Note, meds: list[str] | None = None, allergy: str | None
     return " ".join(p for p in parts if p)
 
 
-def corrupt(item: Item, error_type: str, rng: random.Random) -> tuple[str, dict]:
+def corrupt(item: Item, error_type: str, rng: random.Random, _labels: RejectedLabelPicker) -> tuple[str, dict]:
     note: Note = item.data["note"]
     meds = [med_text(*m) for m in note.meds]
     if error_type == "hallucinated_fact":

@@ -329,14 +329,7 @@ def build(n: dict[str, int], seed: int, error_mix: dict[str, float] | None = Non
         return Item(vignette_key(v), INSTRUCTION, render_vignette(v, rng.randrange(3)), chosen_answer(v), meta, v)
 
     items = assign_splits(n, make_item)
-    levels, mix, err_rng = RejectedLabelPicker(), resolve_mix(error_mix, DEFAULT_MIX), random.Random(f"{seed}-{TASK}-err")
-    add_errors(
-        items,
-        mix,
-        allowed_errors,
-        lambda it, error, r: corrupt(it, error, r, levels),
-        err_rng,
-        start_split=levels.reset,
-        stratum=lambda it: it.meta["esi"],  # each level gets the error mix its allowed types permit
-    )
+    err_rng = random.Random(f"{seed}-{TASK}-err")
+    # stratum: each level gets the error mix its allowed types permit
+    add_errors(items, resolve_mix(error_mix, DEFAULT_MIX), allowed_errors, corrupt, err_rng, lambda it: it.meta["esi"])
     return to_rows(TASK, items)
