@@ -31,14 +31,15 @@ def test_picker_refuses_an_empty_option_list():
 def test_add_errors_balances_the_mix_per_stratum_with_a_new_label_picker_per_split():
     # labels cycle 0,1,0,1...; with one picker per split the 50/50 mix would alias onto the label cycle
     items = {s: [Item((s, i), "", f"{s}{i}", "ok", {"y": i % 2}) for i in range(8)] for s in ("train", "eval", "test")}
-    pickers: dict[str, set[int]] = {}
+    pickers: dict[str, list[RejectedLabelPicker]] = {}  # holds the pickers, so no id() is reused while we compare
 
     def corrupt(it: Item, error: str, rng: random.Random, labels: RejectedLabelPicker) -> tuple[str, dict]:
-        pickers.setdefault(it.text[:-1], set()).add(id(labels))
+        pickers.setdefault(it.text[:-1], []).append(labels)
         return error, {}
 
     add_errors(items, {"a": 0.5, "b": 0.5}, lambda it: ["a", "b"], corrupt, random.Random(0), lambda it: it.meta["y"])
-    assert all(len(ids) == 1 for ids in pickers.values()) and len(set.union(*pickers.values())) == 3
+    assert all(all(p is seen[0] for p in seen) for seen in pickers.values())  # one picker within a split
+    assert len({id(seen[0]) for seen in pickers.values()}) == 3  # a new one for each split
     for split in items:
         per_label = Counter((it.meta["y"], it.rejected) for it in items[split])
         assert per_label == {(0, "a"): 2, (0, "b"): 2, (1, "a"): 2, (1, "b"): 2}
