@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from align.data.tasks import reasoning, routing, triage
+from align.data.tasks import DEFAULT_SIZES, reasoning, routing, triage
 from align.data.tasks.common import Item, RejectedLabelPicker, add_errors
 
 
@@ -46,14 +46,15 @@ def test_add_errors_balances_the_mix_per_stratum_with_a_new_label_picker_per_spl
 
 
 CASES = [
-    (triage, {"train": 240, "eval": 24, "test": 80}, "esi", "rejected_esi"),
-    (routing, {"train": 120, "eval": 16, "test": 48}, "label", "rejected_label"),
-    (reasoning, {"train": 240, "eval": 24, "test": 80}, "answer", "rejected_answer"),
+    (triage, "esi", "rejected_esi"),
+    (routing, "label", "rejected_label"),
+    (reasoning, "answer", "rejected_answer"),
 ]
 
 
-@pytest.mark.parametrize(("task", "sizes", "gold", "rejected"), CASES, ids=lambda c: getattr(c, "TASK", ""))
-def test_each_label_is_rejected_about_as_often_as_it_is_chosen(task, sizes, gold, rejected):
+@pytest.mark.parametrize(("task", "gold", "rejected"), CASES, ids=lambda c: getattr(c, "TASK", ""))
+def test_each_label_is_rejected_about_as_often_as_it_is_chosen(task, gold, rejected):
+    sizes = DEFAULT_SIZES[task.TASK]  # the bundled sizes
     rows = task.build(sizes, seed=0)
     for split in sizes:
         pairs = [r["meta"] for r in rows[split]["pref"] if r["meta"]["error_type"] != "wrong_reason"]
@@ -65,6 +66,7 @@ def test_each_label_is_rejected_about_as_often_as_it_is_chosen(task, sizes, gold
 
 def test_triage_error_mix_is_spread_over_levels():
     """Every ESI level gets wrong-level pairs (the old single picker put all wrong-reason pairs on one level)."""
-    rows = triage.build({"train": 240, "eval": 24, "test": 80}, seed=0)
+    sizes = DEFAULT_SIZES[triage.TASK]
+    rows = triage.build(sizes, seed=0)
     per_level = Counter(r["meta"]["esi"] for r in rows["train"]["pref"] if r["meta"]["error_type"] != "wrong_reason")
-    assert set(per_level) == {1, 2, 3, 4, 5} and min(per_level.values()) >= 0.5 * 240 / 5
+    assert set(per_level) == {1, 2, 3, 4, 5} and min(per_level.values()) >= 0.5 * sizes["train"] / 5
