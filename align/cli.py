@@ -14,7 +14,7 @@ log = logging.getLogger("align")
 
 def _stage(args: argparse.Namespace) -> int:
     from align.config import load_recipe
-    from align.train.common import is_complete
+    from align.stage import is_complete
 
     recipe = load_recipe(args.recipe, args.overrides)
     recipe.stage = args.command

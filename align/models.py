@@ -156,28 +156,15 @@ def peft_config(cfg: LoraConfig):
     )
 
 
-def load_stage_model(stage_dir: Path, cfg: ModelConfig, hw: Hardware | None = None):
-    """Load a finished stage's model: `final/` is full weights or a LoRA adapter; the adapter is merged for use.
+def merge_adapter(model, adapter_dir: Path | str):
+    """Fold a LoRA adapter into the model's weights; returns the plain model."""
+    from peft import PeftModel
 
-    A task adapter trained on a domain adapter (`domain_adapter.json` beside final/) loads as base -> domain -> task.
-    """
-    final = Path(stage_dir) / "final"
-    merged = Path(stage_dir) / "merged"
-    if merged.is_dir():
-        return load_model(cfg, str(merged), hw)
-    if (final / "adapter_config.json").is_file():
-        from align.train.adapters import merge_adapter, read_marker
-
-        base_path = read_adapter_base(final)
-        model, tok = load_model(cfg, base_path, hw)
-        domain = read_marker(stage_dir)
-        if domain is not None:
-            model = merge_adapter(model, domain)
-        return merge_adapter(model, final), tok
-    return load_model(cfg, str(final), hw)
+    return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
 
 
-def read_adapter_base(adapter_dir: Path) -> str:
+def read_adapter_base(adapter_dir: Path | str) -> str:
+    """The base model a PEFT adapter was trained on (its adapter_config.json)."""
     import json
 
-    return json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    return json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]

@@ -80,7 +80,8 @@ def summarize(rows: list[dict], predicted: list[int]) -> dict[str, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from align.config import ModelConfig
-    from align.models import load_model, load_stage_model
+    from align.models import load_model
+    from align.stage import load_stage_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("stages", nargs="+", help="finished stage folders (outputs/<run>/sft, .../dpo), or 'base'")

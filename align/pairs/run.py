@@ -182,13 +182,11 @@ def write_pairs(out: Path, pairs: list[dict], manifest: dict) -> Path:
 
 def run_pairs(recipe: Recipe) -> PairsResult:
     """Load the SFT model, sample, score, select, balance and write `recipe.pairs.out` with its manifest."""
-    from align.models import load_stage_model
-    from align.train.common import is_complete
+    from align.stage import load_stage_model, require_complete
 
     started = time.time()
-    cfg, sft_dir, out = recipe.pairs, Path(recipe.pairs.sft), Path(recipe.pairs.out)
-    if not is_complete(sft_dir):
-        raise UserError(f"no finished SFT run at {sft_dir}", "run `make sft` first (or set pairs.sft)")
+    cfg, out = recipe.pairs, Path(recipe.pairs.out)
+    sft_dir = require_complete(recipe.pairs.sft, "SFT", "run `make sft` first (or set pairs.sft)")
     if cfg.k < 1 or cfg.temperature <= 0 or not 0 < cfg.top_p <= 1:
         raise UserError(
             f"sampling settings out of range: pairs.k={cfg.k}, temperature={cfg.temperature}, top_p={cfg.top_p}",

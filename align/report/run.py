@@ -18,11 +18,20 @@ from align.errors import UserError
 from align.eval.generate import generate, pair_logps
 from align.eval.scoring import SCORERS, higher_is_better, score_task
 from align.eval.stats import mcnemar, paired_bootstrap_ci, preference_summary
-from align.models import Hardware, load_model, load_stage_model, resolve_model_path
-from align.report.cache import generation_key, load_generations, model_fingerprint, stage_model_parts
+from align.models import Hardware, load_model, resolve_model_path
+from align.report.cache import generation_key, load_generations
 from align.report.render import render_report
 from align.runinfo import library_versions, write_json
-from align.train.common import RunResult, is_complete
+from align.stage import (
+    RunResult,
+    is_complete,
+    load_stage_model,
+    model_stamp,
+    read_metrics,
+    read_recipe,
+    require_complete,
+    stage_stamp,
+)
 
 log = logging.getLogger("align")
 ACCURACY_LIKE = ("accuracy",)  # per-example 0/1 series that also get McNemar's test
@@ -47,9 +56,8 @@ def by_task(rows: list[dict], limit: int) -> dict[str, list[dict]]:
 
 def available_variants(recipe: Recipe) -> dict[str, Path | None]:
     """Which variants can be evaluated: base always; sft, sft_dpo and any `report.extra_dpo` runs when finished."""
-    sft, dpo = Path(recipe.report.sft), Path(recipe.report.dpo)
-    if not is_complete(sft):
-        raise UserError(f"no finished SFT run at {sft}", "run `make sft` first (the report compares against it)")
+    sft = require_complete(recipe.report.sft, "SFT", "run `make sft` first (the report compares against it)")
+    dpo = Path(recipe.report.dpo)
     found = {"base": None, "sft": sft, "sft_dpo": dpo if is_complete(dpo) else None}
     if found["sft_dpo"] is None:
         log.info("no finished DPO run at %s: writing an SFT-only report", dpo)
@@ -76,11 +84,11 @@ def load_variant(recipe: Recipe, name: str, stage_dir: Path | None, hw: Hardware
     return load_stage_model(stage_dir, recipe.model, hw)
 
 
-def variant_fingerprint(recipe: Recipe, stage_dir: Path | None) -> str:
+def variant_stamp(recipe: Recipe, stage_dir: Path | None) -> str:
     """What a variant's saved generations are tied to: the base model's files, or a stage's model files."""
     if stage_dir is None:
-        return model_fingerprint([resolve_model_path(recipe.model.name, recipe.model.allow_network)])
-    return model_fingerprint(stage_model_parts(stage_dir))
+        return model_stamp([resolve_model_path(recipe.model.name, recipe.model.allow_network)])
+    return stage_stamp(stage_dir)
 
 
 def generate_all(recipe, variants, tasks, pref_rows, out_dir: Path, hw) -> tuple[dict, dict]:
@@ -94,10 +102,10 @@ def generate_all(recipe, variants, tasks, pref_rows, out_dir: Path, hw) -> tuple
     batch = recipe.report.batch_size
     for name, stage_dir in variants.items():
         model, tok = None, None
-        model_fp = variant_fingerprint(recipe, stage_dir)
+        stamp = variant_stamp(recipe, stage_dir)
         for task, rows in tasks.items():
             max_new = recipe.report.max_new_tokens.get(task, 96)
-            keys = [generation_key(model_fp, r["prompt"], max_new, batch) for r in rows]
+            keys = [generation_key(stamp, r["prompt"], max_new, batch) for r in rows]
             texts = [cache.get(k) for k in keys]
             if any(t is None for t in texts):
                 if model is None:
@@ -211,8 +219,8 @@ def training_curves(variants: dict) -> dict:
     out = {}
     for stage, key in stages:
         path = variants.get(key)
-        if path is not None and (Path(path) / "metrics.json").is_file():
-            out[stage] = json.loads((Path(path) / "metrics.json").read_text())["curves"]
+        if path is not None and read_metrics(path):
+            out[stage] = read_metrics(path)["curves"]
     return out
 
 
@@ -220,11 +228,10 @@ def domain_section(stage_dir: str) -> dict:
     """Held-out clinical-note perplexity before and after the domain adapter, from a finished `align domain` run."""
     if not stage_dir:
         return {}
-    metrics = Path(stage_dir) / "metrics.json"
-    if not is_complete(Path(stage_dir)):
+    if not is_complete(stage_dir):
         log.info("no finished domain run at %s: no perplexity section (`make domain` makes one)", stage_dir)
         return {}
-    ppl = json.loads(metrics.read_text()).get("perplexity") or {}
+    ppl = read_metrics(stage_dir).get("perplexity") or {}
     return {"stage": stage_dir, "perplexity": ppl} if ppl else {}
 
 
@@ -258,10 +265,7 @@ def run_report(recipe: Recipe) -> RunResult:
 
 
 def dpo_beta(variants: dict) -> float:
-    import yaml
-
+    """The beta the first DPO variant trained with (its saved recipe), for the implicit reward; 0.1 without one."""
     dpo = dpo_variants(variants)
-    path = variants.get(dpo[0]) if dpo else None
-    if path is None or not (Path(path) / "recipe.yaml").is_file():
-        return 0.1
-    return float(yaml.safe_load((Path(path) / "recipe.yaml").read_text())["dpo"]["beta"])
+    recipe = read_recipe(variants[dpo[0]]) if dpo else {}
+    return float((recipe.get("dpo") or {}).get("beta", 0.1))

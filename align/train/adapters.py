@@ -7,7 +7,7 @@ marks every active adapter trainable, so the domain parameters are frozen explic
 transformers loads the first active adapter as the trainable one and then activates only it: the task adapter is
 listed first (so the optimizer gets exactly its parameters) and both are re-activated when training starts.
 
-Either way `final/` holds the task adapter alone, `domain_adapter.json` beside it names the domain adapter, and
+Either way `final/` holds the task adapter alone, the marker beside it (align/stage.py) names the domain adapter, and
 `merged/` is base + domain + task folded together.
 """
 
@@ -22,14 +22,12 @@ from transformers import TrainerCallback, set_seed
 
 from align.config import LoraConfig
 from align.errors import UserError
-from align.models import peft_config
-from align.runinfo import is_main_process, write_json
+from align.models import merge_adapter, peft_config, read_adapter_base
 
 log = logging.getLogger("align")
 DOMAIN = "domain"  # the frozen domain LoRA's adapter name
 TASK = "default"  # the trained task LoRA's adapter name
 ACTIVE = [TASK, DOMAIN]  # task first: transformers' resume makes active_adapters[0] the trainable one
-MARKER = "domain_adapter.json"  # beside final/: the domain adapter a task adapter was trained on
 
 
 @dataclass(frozen=True)
@@ -73,18 +71,9 @@ def attach_task_adapter(model, lora: LoraConfig, domain: DomainAdapter | None, s
 
 def warn_if_other_base(model, adapter_dir: Path) -> None:
     """A domain adapter trained on another base model would load (same shapes) and quietly mean nothing."""
-    from align.models import read_adapter_base
-
     trained_on, base = read_adapter_base(adapter_dir), getattr(model, "name_or_path", "")
     if Path(trained_on).resolve() != Path(base).resolve():
         log.warning("the domain adapter %s was trained on %s, but this model is %s", adapter_dir, trained_on, base)
-
-
-def merge_adapter(model, adapter_dir: Path):
-    """Fold a LoRA adapter into the model's weights; returns the plain model."""
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
 
 
 def stack_frozen(model, domain_dir: Path, task_config, seed: int):
@@ -138,30 +127,3 @@ def merged_copy(model):
     """Every adapter folded into a copy of the base weights: base + domain + task when stacked."""
     names = list(model.peft_config)
     return copy.deepcopy(model).merge_and_unload(adapter_names=names)
-
-
-def write_marker(out_dir: Path, domain: DomainAdapter | None) -> None:
-    """domain_adapter.json beside final/ (removed when there is no domain adapter, so a stale one never applies)."""
-    if not is_main_process():
-        return
-    if domain is None:
-        (out_dir / MARKER).unlink(missing_ok=True)
-    else:
-        write_json(out_dir / MARKER, domain.record())
-
-
-def read_marker(stage_dir: Path) -> Path | None:
-    """The domain adapter a stage's final/ task adapter was trained on, or None."""
-    import json
-
-    marker = Path(stage_dir) / MARKER
-    if not marker.is_file():
-        return None
-    path = Path(json.loads(marker.read_text(encoding="utf-8"))["path"])
-    if not (path / "adapter_config.json").is_file():
-        raise UserError(
-            f"the domain adapter this stage was trained on is missing: {path}",
-            "restore it, or use the stage's merged/ weights",
-            str(marker),
-        )
-    return path

@@ -1,4 +1,4 @@
-"""What SFT and DPO share: trainer arguments from a recipe, resume, the non-finite-loss guard, and saving outputs."""
+"""What the training stages share: trainer arguments from a recipe, the non-finite-loss guard, the metrics they save."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,27 +14,16 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from align.config import Recipe
 from align.errors import UserError
-from align.runinfo import is_main_process, write_json
+from align.stage import CHECKPOINTS, write_metrics
 
 log = logging.getLogger("align")
-
-
-@dataclass
-class RunResult:
-    out_dir: Path
-    final_dir: Path
-    metrics: dict = field(default_factory=dict)
-
-
-def is_complete(out_dir: Path) -> bool:
-    return (out_dir / "final").is_dir() and (out_dir / "metrics.json").is_file()
 
 
 def trainer_kwargs(recipe: Recipe, precision: torch.dtype, hw_cuda: bool) -> dict:
     """Arguments shared by SFTConfig and DPOConfig, straight from the recipe."""
     t = recipe.train
     return {
-        "output_dir": str(recipe.output_dir / "checkpoints"),
+        "output_dir": str(recipe.output_dir / CHECKPOINTS),
         "num_train_epochs": t.epochs,
         "max_steps": t.max_steps,
         "learning_rate": t.learning_rate,
@@ -64,16 +52,6 @@ def trainer_kwargs(recipe: Recipe, precision: torch.dtype, hw_cuda: bool) -> dic
     }
 
 
-def resume_checkpoint(out_dir: Path) -> str | None:
-    ckpt_dir = out_dir / "checkpoints"
-    if not ckpt_dir.is_dir():
-        return None
-    last = get_last_checkpoint(str(ckpt_dir))
-    if last:
-        log.info("resuming from %s", last)
-    return last
-
-
 class NonFiniteGuard(TrainerCallback):
     """Stops training at the first non-finite logged loss; checkpoints after the last finite one are removed."""
 
@@ -100,7 +78,7 @@ class NonFiniteGuard(TrainerCallback):
     def fail_if_tripped(self, out_dir: Path) -> None:
         if self.bad_step is None:
             return
-        ckpt_dir = out_dir / "checkpoints"
+        ckpt_dir = out_dir / CHECKPOINTS
         for ckpt in ckpt_dir.glob("checkpoint-*"):
             if int(ckpt.name.split("-")[-1]) > self.last_good_step:
                 shutil.rmtree(ckpt, ignore_errors=True)
@@ -122,6 +100,7 @@ def loss_curves(log_history: list[dict], keys: tuple[str, ...]) -> dict[str, lis
 
 
 def save_metrics(out_dir: Path, trainer, keys: tuple[str, ...], started: float, extra: dict) -> dict:
+    """The stage's metrics.json from the trainer's log history: curves, steps, tokens seen, wall time, extras."""
     history = trainer.state.log_history
     tokens = max((e.get("num_tokens", 0) for e in history), default=0)
     metrics = {
@@ -131,34 +110,5 @@ def save_metrics(out_dir: Path, trainer, keys: tuple[str, ...], started: float, 
         "wall_time_s": round(time.time() - started, 1),
         **extra,
     }
-    if is_main_process():
-        write_json(out_dir / "metrics.json", metrics)
+    write_metrics(out_dir, metrics)
     return metrics
-
-
-def save_final(trainer, tokenizer, out_dir: Path, adapters: list[str] | None = None) -> Path:
-    """final/: the LoRA adapter (PEFT) or full weights, loadable with plain transformers/PEFT; safetensors only.
-
-    `adapters` names the PEFT adapters to save when the model holds several (e.g. the task adapter, not the frozen
-    domain adapter under it)."""
-    extra = {"selected_adapters": adapters} if adapters else {}
-    return _save_atomic(trainer.model, tokenizer, out_dir / "final", **extra)
-
-
-def save_merged(model, tokenizer, out_dir: Path) -> Path:
-    """merged/: the adapter folded into the base weights, the starting point and reference for the next stage."""
-    return _save_atomic(model, tokenizer, out_dir / "merged")
-
-
-def _save_atomic(model, tokenizer, target: Path, **save_kwargs) -> Path:
-    """Write model + tokenizer to a temporary folder beside `target`, then swap it in (rank 0 only), so an
-    interrupted save never leaves a half-written `target`."""
-    if not is_main_process():
-        return target
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True, **save_kwargs)
-    tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
-    return target

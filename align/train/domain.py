@@ -20,13 +20,8 @@ from align.data.load import check_phi
 from align.errors import UserError
 from align.models import Hardware, load_model, peft_config, select_precision
 from align.runinfo import rows_fingerprint, save_run_info
-from align.train.common import (
-    NonFiniteGuard,
-    RunResult,
-    resume_checkpoint,
-    save_final,
-    save_metrics,
-)
+from align.stage import RunResult, last_checkpoint, save_final
+from align.train.common import NonFiniteGuard, save_metrics
 from align.train.perplexity import perplexity, score_documents
 from align.train.sft import trl_sft_config
 
@@ -83,9 +78,9 @@ def run_domain(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -
         peft_config=peft_config(recipe.lora),
         callbacks=[guard, *callbacks],
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(out_dir))
+    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
-    final = save_final(trainer, tokenizer, out_dir)
+    final = save_final(trainer.model, tokenizer, out_dir)
     texts = [d["text"] for d in eval_docs]
     ppl = held_out_perplexity(trainer.model, tokenizer, texts, recipe.train.pack_length)
     log.info("held-out perplexity: base %.3f -> domain %.3f (%d tokens)", ppl["base"], ppl["domain"], ppl["tokens"])

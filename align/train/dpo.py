@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from datasets import Dataset
 from trl import DPOConfig
@@ -16,21 +15,13 @@ from align.embedded import align_home
 from align.errors import UserError
 from align.models import Hardware, load_model, peft_config, select_precision
 from align.runinfo import rows_fingerprint, save_run_info
-from align.train.common import NonFiniteGuard, RunResult, is_complete, resume_checkpoint, save_final, save_metrics
+from align.stage import RunResult, last_checkpoint, require_complete, save_final, start_weights
+from align.train.common import NonFiniteGuard, save_metrics
 from align.train.common import trainer_kwargs as common_kwargs
 from align.train.dpo_trainer import AlignDPOTrainer
 
 log = logging.getLogger("align")
 DPO_CURVES = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "logps/chosen")
-
-
-def sft_start(init_from: str) -> Path:
-    """The SFT weights DPO starts from and uses as its reference: merged/ after LoRA, final/ after full tuning."""
-    sft_dir = Path(init_from)
-    if not is_complete(sft_dir):
-        raise UserError(f"no finished SFT run at {sft_dir}", "run `make sft` first (or set dpo.init_from)")
-    merged = sft_dir / "merged"
-    return merged if merged.is_dir() else sft_dir / "final"
 
 
 def pair_dataset(tokenizer, rows: list[dict], max_length: int) -> Dataset:
@@ -78,7 +69,8 @@ def run_dpo(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
             "remove it here and set it in the SFT recipe",
         )
     out_dir = recipe.output_dir
-    start = sft_start(recipe.dpo.init_from)
+    sft_dir = require_complete(recipe.dpo.init_from, "SFT", "run `make sft` first (or set dpo.init_from)")
+    start = start_weights(sft_dir)
     train_rows, eval_rows = load_stage_data(recipe.data, "preference", recipe.seed)
     check_phi(recipe.data, train_rows + eval_rows, allow_phi)
     hw = Hardware.detect()
@@ -89,10 +81,10 @@ def run_dpo(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
     save_run_info(out_dir, recipe, fps, {"reference_model": str(start)})
     guard = NonFiniteGuard()
     trainer = build_trainer(recipe, model, tokenizer, train_rows, eval_rows, hw, [guard, *callbacks])
-    trainer.train(resume_from_checkpoint=resume_checkpoint(out_dir))
+    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
     eval_metrics = trainer.evaluate() if eval_rows else {}
-    final = save_final(trainer, tokenizer, out_dir)
+    final = save_final(trainer.model, tokenizer, out_dir)
     extra = {
         "train_pairs": len(train_rows),
         "eval_pairs": len(eval_rows),

@@ -17,23 +17,9 @@ from align.data.collate import render_sft
 from align.data.load import check_phi, load_stage_data
 from align.models import Hardware, load_model, select_precision
 from align.runinfo import rows_fingerprint, save_run_info
-from align.train.adapters import (
-    attach_task_adapter,
-    merged_copy,
-    resolve_domain,
-    saved_adapters,
-    stacking_callbacks,
-    write_marker,
-)
-from align.train.common import (
-    NonFiniteGuard,
-    RunResult,
-    resume_checkpoint,
-    save_final,
-    save_merged,
-    save_metrics,
-    trainer_kwargs,
-)
+from align.stage import RunResult, last_checkpoint, save_final, save_merged, write_marker
+from align.train.adapters import attach_task_adapter, merged_copy, resolve_domain, saved_adapters, stacking_callbacks
+from align.train.common import NonFiniteGuard, save_metrics, trainer_kwargs
 from align.train.fused_head import enable_compact_scoring
 
 log = logging.getLogger("align")
@@ -89,12 +75,12 @@ def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
         peft_config=task_lora,
         callbacks=[guard, *stacking_callbacks(model), *callbacks],
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(out_dir))
+    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
-    final = save_final(trainer, tokenizer, out_dir, saved_adapters(trainer.model))
+    final = save_final(trainer.model, tokenizer, out_dir, saved_adapters(trainer.model))
     if recipe.lora.enabled:
         save_merged(merged_copy(trainer.model), tokenizer, out_dir)
-        write_marker(out_dir, domain)
+        write_marker(out_dir, domain.record() if domain else None)
     metrics = save_metrics(
         out_dir,
         trainer,

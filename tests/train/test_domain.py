@@ -18,7 +18,8 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 
 from align.config import LoraConfig, load_recipe
 from align.errors import UserError
-from align.models import load_stage_model, peft_config
+from align.models import peft_config
+from align.stage import load_stage_model
 from align.train.adapters import DOMAIN, TASK, attach_task_adapter, merged_copy, resolve_domain, stack_frozen
 from align.train.domain import run_domain
 from align.train.dpo import run_dpo

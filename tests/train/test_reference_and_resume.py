@@ -10,7 +10,8 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from align.data.collate import render_pair, sequence_logps
 from align.errors import UserError
 from align.models import Hardware
-from align.train.dpo import build_trainer, run_dpo, sft_start
+from align.stage import start_weights
+from align.train.dpo import build_trainer, run_dpo
 from align.train.sft import run_sft
 from tests.conftest import toy_rows
 
@@ -29,7 +30,7 @@ def _logps(model, tokenizer, row):
 def test_dpo_reference_logps_equal_the_sft_models(tiny_recipe, tiny_model_dir, tokenizer):
     run_sft(tiny_recipe("sft", "train.learning_rate=0.01"))
     recipe = tiny_recipe("dpo")
-    start = sft_start(recipe.dpo.init_from)
+    start = start_weights(recipe.dpo.init_from)
     from align.models import load_model
 
     model, tok = load_model(recipe.model, str(start))

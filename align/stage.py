@@ -1,0 +1,195 @@
+"""The stage directory, in one place: what a stage leaves on disk, when it is complete, what the next stage starts
+from, the stamp the report's generation cache keys on, the domain-adapter marker, saving and loading.
+
+    outputs/<run>/<stage>/
+      final/               LoRA adapter (PEFT) or full weights: loads in plain transformers / PEFT
+      merged/              the adapter folded into the base weights: the next stage's start and DPO's reference
+      checkpoints/         trainer checkpoints, resumed by a rerun
+      metrics.json         loss curves, tokens, wall time, stage extras; written last, so it marks completion
+      recipe.yaml          the resolved recipe;  versions.json: libraries, data fingerprints, seed
+      domain_adapter.json  the domain adapter a task adapter was trained on (two-step PEFT), when there is one
+
+Every stage, the report, the pair generator and the diagnostics import this module; nobody else knows the layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from align.errors import UserError
+from align.runinfo import is_main_process, write_json
+
+log = logging.getLogger("align")
+FINAL, MERGED, CHECKPOINTS = "final", "merged", "checkpoints"
+METRICS, RECIPE, MARKER = "metrics.json", "recipe.yaml", "domain_adapter.json"
+MODEL_PARTS = (FINAL, MERGED, MARKER)  # the files that define a stage's model
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    final_dir: Path
+    metrics: dict = field(default_factory=dict)
+
+
+def is_complete(stage_dir: Path | str) -> bool:
+    return (Path(stage_dir) / FINAL).is_dir() and (Path(stage_dir) / METRICS).is_file()
+
+
+def require_complete(stage_dir: Path | str, what: str, fix: str) -> Path:
+    """The stage directory when it holds a finished run, else one line: `no finished <what> run at <dir>; <fix>`."""
+    if not is_complete(stage_dir):
+        raise UserError(f"no finished {what} run at {stage_dir}", fix)
+    return Path(stage_dir)
+
+
+def start_weights(stage_dir: Path | str) -> Path:
+    """The weights a next stage starts from (and DPO's reference): merged/ after LoRA, final/ after full tuning."""
+    merged = Path(stage_dir) / MERGED
+    return merged if merged.is_dir() else Path(stage_dir) / FINAL
+
+
+def last_checkpoint(stage_dir: Path) -> str | None:
+    """The trainer checkpoint a rerun resumes from, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = Path(stage_dir) / CHECKPOINTS
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last:
+        log.info("resuming from %s", last)
+    return last
+
+
+# ---- what the stage's model is made of (the report's cache keys on it) -------------------------------------------
+
+
+def model_parts(stage_dir: Path) -> list[Path]:
+    """The files that define a finished stage's model, including the domain adapter it was trained on, if any."""
+    stage_dir = Path(stage_dir)
+    parts = [stage_dir / name for name in MODEL_PARTS if (stage_dir / name).exists()]
+    domain = read_marker(stage_dir, check=False)
+    return parts + ([domain] if domain is not None else [])
+
+
+def model_stamp(paths: list[Path | str]) -> str:
+    """Stamp of a model made of these folders/files: the name, size and modification time of every file in them.
+
+    A path that does not exist (a hub id) enters by name only. Retraining a stage under the same folder changes it."""
+    stamps: list = []
+    for given in paths:
+        p = Path(given)
+        stamps.append([str(given), _file_stamps(p) if p.exists() else None])
+    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
+
+
+def stage_stamp(stage_dir: Path) -> str:
+    return model_stamp(model_parts(stage_dir))
+
+
+def _file_stamps(root: Path) -> list[tuple[str, int, int]]:
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return [(str(p.relative_to(root.parent)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+
+# ---- the domain-adapter marker (two-step PEFT) ---------------------------------------------------------------------
+
+
+def write_marker(stage_dir: Path, record: dict | None) -> None:
+    """domain_adapter.json beside final/ (removed when there is no domain adapter, so a stale one never applies)."""
+    if not is_main_process():
+        return
+    if record is None:
+        (Path(stage_dir) / MARKER).unlink(missing_ok=True)
+    else:
+        write_json(Path(stage_dir) / MARKER, record)
+
+
+def read_marker(stage_dir: Path, check: bool = True) -> Path | None:
+    """The domain adapter a stage's final/ task adapter was trained on, or None; `check`: it must still exist."""
+    marker = Path(stage_dir) / MARKER
+    if not marker.is_file():
+        return None
+    path = Path(json.loads(marker.read_text(encoding="utf-8"))["path"])
+    if check and not (path / "adapter_config.json").is_file():
+        raise UserError(
+            f"the domain adapter this stage was trained on is missing: {path}",
+            "restore it, or use the stage's merged/ weights",
+            str(marker),
+        )
+    return path
+
+
+# ---- saving --------------------------------------------------------------------------------------------------------
+
+
+def save_final(model, tokenizer, stage_dir: Path, adapters: list[str] | None = None) -> Path:
+    """final/: the LoRA adapter (PEFT) or full weights, loadable with plain transformers/PEFT; safetensors only.
+
+    `adapters` names the PEFT adapters to save when the model holds several (e.g. the task adapter, not the frozen
+    domain adapter under it)."""
+    extra = {"selected_adapters": adapters} if adapters else {}
+    return _save_swapped(model, tokenizer, Path(stage_dir) / FINAL, **extra)
+
+
+def save_merged(model, tokenizer, stage_dir: Path) -> Path:
+    """merged/: the adapter folded into the base weights, the starting point and reference for the next stage."""
+    return _save_swapped(model, tokenizer, Path(stage_dir) / MERGED)
+
+
+def _save_swapped(model, tokenizer, target: Path, **save_kwargs) -> Path:
+    """Write model + tokenizer to a temporary folder beside `target`, then swap it in (rank 0 only), so an
+    interrupted save never leaves a half-written `target`."""
+    if not is_main_process():
+        return target
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True, **save_kwargs)
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def write_metrics(stage_dir: Path, metrics: dict) -> None:
+    """metrics.json, written last by every stage: with final/ it marks the stage complete (rank 0 only)."""
+    if is_main_process():
+        write_json(Path(stage_dir) / METRICS, metrics)
+
+
+# ---- reading -------------------------------------------------------------------------------------------------------
+
+
+def read_metrics(stage_dir: Path | str) -> dict:
+    path = Path(stage_dir) / METRICS
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def read_recipe(stage_dir: Path | str) -> dict[str, Any]:
+    """The resolved recipe a stage saved (empty when there is none)."""
+    import yaml
+
+    path = Path(stage_dir) / RECIPE
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+def load_stage_model(stage_dir: Path, cfg, hw=None):
+    """(model, tokenizer) of a finished stage, ready to use: merged/ when present, else final/ (full weights, or a
+    LoRA adapter merged into the base it names). A task adapter trained on a domain adapter (the marker beside
+    final/) loads as base -> domain -> task."""
+    from align.models import load_model, merge_adapter, read_adapter_base
+
+    stage_dir = Path(stage_dir)
+    final = stage_dir / FINAL
+    if (stage_dir / MERGED).is_dir() or not (final / "adapter_config.json").is_file():
+        return load_model(cfg, str(start_weights(stage_dir)), hw)
+    model, tok = load_model(cfg, read_adapter_base(final), hw)
+    domain = read_marker(stage_dir)
+    if domain is not None:
+        model = merge_adapter(model, domain)
+    return merge_adapter(model, final), tok
