@@ -35,8 +35,8 @@ def git_commit() -> str | None:
     return res.stdout.strip() or None
 
 
-def rows_fingerprint(rows: list[dict]) -> str:
-    """sha256 of the rows as trained on (canonical JSON, in order)."""
+def data_fingerprint(rows: list[dict]) -> str:
+    """sha256 of the rows, in order (canonical JSON lines): the data fingerprint saved beside a run's outputs."""
     h = hashlib.sha256()
     for row in rows:
         h.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())

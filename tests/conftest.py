@@ -114,3 +114,16 @@ def tiny_recipe(tmp_path, tiny_model_dir):
         return load_recipe(recipe, base + list(overrides))
 
     return make
+
+
+def plain_answer_logps(model, sequences) -> list[float]:
+    """One sequence at a time, full logits from the model's own forward: the definition."""
+    out = []
+    with torch.no_grad():
+        for prompt, answer in sequences:
+            ids = torch.tensor([prompt + answer])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+            targets = ids[0, 1:]
+            picked = logp.gather(-1, targets[:, None])[:, 0]
+            out.append(float(picked[max(len(prompt), 1) - 1 :].sum()))
+    return out

@@ -5,6 +5,7 @@ Usage: python -m align.bench.worker '<json config>'  -> prints one JSON line wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import resource
@@ -17,8 +18,8 @@ from datasets import Dataset
 
 from align.config import LoraConfig, ModelConfig
 from align.data.collate import render_pair, render_sft
+from align.logps import compact_scoring
 from align.models import load_model, peft_config
-from align.train.fused_head import enable_compact_scoring
 
 COMMON = {
     "report_to": "none",
@@ -66,7 +67,6 @@ def run_sft(cfg: dict, model, tok) -> dict:
         ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
         args.update(per_device_train_batch_size=cfg["batch_size"], max_length=cfg["max_length"])
     else:  # align: rendered by the shared collation layer, packed best-fit-decreasing, padding-free
-        enable_compact_scoring()  # as align's SFT stage does (this process only; TRL's variant runs in another)
         ds = Dataset.from_list([render_sft(tok, r, cfg["max_length"]) for r in rows])
         args.update(per_device_train_batch_size=1, packing=True, packing_strategy="bfd", padding_free=True)
         args.update(max_length=cfg["pack_length"])
@@ -79,7 +79,8 @@ def run_sft(cfg: dict, model, tok) -> dict:
     )
     trainer.data_collator = counter = CountingCollator(trainer.data_collator)
     start = time.perf_counter()
-    trainer.train()
+    with compact_scoring() if cfg["impl"] != "trl" else contextlib.nullcontext():  # as align's SFT stage does
+        trainer.train()
     seconds = time.perf_counter() - start
     return {
         "seconds": seconds,

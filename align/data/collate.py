@@ -1,4 +1,4 @@
-"""The shared collation layer: one chat-template rendering and loss mask for SFT, DPO and eval, and packing plans.
+"""The shared collation layer: one chat-template rendering and loss mask for SFT, DPO and eval, and packing.
 
 Every stage renders a (prompt, answer) pair through `render`, so DPO starts from exactly the token distribution SFT
 trained on. Packing is best-fit decreasing into bins of `capacity` tokens; position_ids restart at 0 per sequence, which
@@ -42,6 +42,17 @@ def render(tokenizer, prompt: Messages, answer: Messages) -> tuple[list[int], li
     full = _ids(tokenizer.apply_chat_template(prompt + answer, tokenize=True))
     k = common_prefix_length(prompt_ids, full)
     return full[:k], full[k:]
+
+
+def render_continuation(tokenizer, prompt: Messages, text: str) -> tuple[list[int], list[int]]:
+    """(prompt_ids, continuation_ids) for scoring `text` as the start of the assistant's reply, without an end of
+    turn: the prompt with the generation header, then `text`, tokenized together and split where they diverge (as
+    lm-evaluation-harness splits context and continuation)."""
+    prompt_ids = render_prompt(tokenizer, prompt)
+    header = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    full = tokenizer(header + text, add_special_tokens=False)["input_ids"]
+    k = common_prefix_length(prompt_ids, full)
+    return prompt_ids[:k], full[k:]
 
 
 def truncate(prompt_ids: list[int], answer_ids: list[int], max_length: int) -> tuple[list[int], list[int]]:
@@ -155,18 +166,3 @@ def segment_sum(values: torch.Tensor, seq_ids: torch.Tensor, num_seqs: int) -> t
     keep = seq_ids >= 0
     out = torch.zeros(num_seqs, dtype=values.dtype, device=values.device)
     return out.index_add(0, seq_ids[keep], values[keep])
-
-
-def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, seq_ids: torch.Tensor, num_seqs: int) -> torch.Tensor:
-    """Sum of next-token log-probs per packed sequence; positions with label -100 count zero.
-
-    logits (B, T, V), labels (B, T), seq_ids (B, T) -> (num_seqs,). The token at t+1 is scored by logits at t, and
-    belongs to the sequence of position t+1. Example: one row, vocab 2, logits all 0 (p=0.5 each), labels
-    [-100, 1, 0, -100, 1], seq_ids [0, 0, 0, 1, 1] -> sequence 0 scores tokens 1 and 2: 2*log(0.5) = -1.3863;
-    sequence 1 scores token 4 only: log(0.5) = -0.6931.
-    """
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
-    target = labels[:, 1:]
-    mask = target != -100
-    token = torch.gather(logp, -1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask  # (B, T-1)
-    return segment_sum(token.reshape(-1), torch.where(mask, seq_ids[:, 1:], -1).reshape(-1), num_seqs)

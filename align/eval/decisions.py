@@ -1,10 +1,10 @@
-"""Decision accuracy by teacher forcing: which ESI digit / option letter a model puts first after the answer prefix.
+"""Decision accuracy by log-likelihood: which answer line ("ESI level: N" / "Answer: X") a model finds most likely.
 
-A fast check of whether a model makes the per-patient decision (one forward pass per prompt, no decoding): the
-prompt is rendered with the chat template, the answer prefix ("ESI level: " / "Answer:") appended, and the model's
-highest-scoring candidate token (digits 1-5 / letters of the question's options) is its decision. When greedy
-decoding writes the bundled answer format this is the label the report parses, so it tracks the report's accuracy at
-a fraction of the cost; it also shows *which* labels a model favours (a model stuck on one level is visible here).
+A fast check of whether a model makes the per-patient decision (one packed pass, no decoding): every candidate answer
+line is scored as a continuation of the prompt (`align.eval.loglik`) and the most likely one is the model's
+decision. When greedy decoding writes the bundled answer format this is the label the report parses, so it tracks
+the report's accuracy at a fraction of the cost; it also shows *which* labels a model favours (a model stuck on one
+level is visible here).
 
     python -m align.eval.decisions outputs/default/sft outputs/default/dpo [--data data/clinical/sft_test.jsonl]
 """
@@ -16,13 +16,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import torch
+from align.eval.loglik import choose
 
 LETTERS = "ABCDE"
-# task -> (answer prefix, candidate strings whose last token is the decision)
-FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "triage": ("ESI level: ", tuple("12345")),
-    "reasoning": ("Answer:", tuple(f" {c}" for c in LETTERS)),
+# task -> candidate answer lines, in label order (ESI 1..5 / option letters A..E)
+FORMATS: dict[str, tuple[str, ...]] = {
+    "triage": tuple(f"ESI level: {n}" for n in range(1, 6)),
+    "reasoning": tuple(f"Answer: {c}" for c in LETTERS),
 }
 
 
@@ -40,22 +40,10 @@ def n_candidates(row: dict) -> int:
     return 5
 
 
-def candidate_ids(tokenizer, task: str) -> list[int]:
-    return [tokenizer(c, add_special_tokens=False)["input_ids"][-1] for c in FORMATS[task][1]]
-
-
-@torch.no_grad()
 def decisions(model, tokenizer, rows: list[dict]) -> list[int]:
-    """The candidate index each row's prompt leads the model to put first."""
-    cands = {task: candidate_ids(tokenizer, task) for task in FORMATS}
-    out = []
-    for row in rows:
-        prefix, _ = FORMATS[row["task"]]
-        text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False) + prefix
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        logits = model(input_ids=ids).logits[0, -1]
-        out.append(int(logits[cands[row["task"]][: n_candidates(row)]].argmax()))
-    return out
+    """The candidate index each row's prompt leads the model to find most likely."""
+    candidates = [list(FORMATS[r["task"]][: n_candidates(r)]) for r in rows]
+    return choose(model, tokenizer, [r["prompt"] for r in rows], candidates)
 
 
 def summarize(rows: list[dict], predicted: list[int]) -> dict[str, dict]:

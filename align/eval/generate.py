@@ -1,11 +1,12 @@
-"""Batched greedy or sampled generation and per-pair log-probs (generation: left padding + mask + cache, no packing)."""
+"""Batched greedy or sampled generation (left padding + mask + cache, no packing) and per-pair log-probs."""
 
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
 
-from align.data.collate import Packed, pack, render_pair, render_prompt, segment_sum
+from align.data.collate import render_pair, render_prompt
+from align.logps import answer_logps
 
 
 @torch.no_grad()
@@ -79,41 +80,12 @@ def _generate_batched(
     return out
 
 
-@torch.no_grad()
-def pair_logps(
-    model, tokenizer, rows: list[dict], max_length: int, capacity: int = 2048
-) -> tuple[list[float], list[float]]:
-    """Sum of answer-token log-probs for chosen and rejected sides of each pair, computed packed (no cache)."""
+def pair_logps(model, tokenizer, rows: list[dict], max_length: int) -> tuple[list[float], list[float]]:
+    """Sum of answer-token log-probs of the chosen and of the rejected side of each preference row."""
     model.eval()
-    chosen: list[float] = []
-    rejected: list[float] = []
-    for start in tqdm(range(0, len(rows), 8), desc="preference log-probs", leave=False):
-        ids, labels = [], []
-        for row in rows[start : start + 8]:
-            r = render_pair(tokenizer, row, max_length)
-            for side in ("chosen_ids", "rejected_ids"):
-                ids.append(r["prompt_ids"] + r[side])
-                labels.append([-100] * len(r["prompt_ids"]) + r[side])
-        p = pack(ids, labels, max(capacity, max(len(x) for x in ids)), tokenizer.pad_token_id)
-        logps = labelled_logps(model, p, len(ids))
-        chosen += logps[0::2].tolist()
-        rejected += logps[1::2].tolist()
-    return chosen, rejected
-
-
-def labelled_logps(model, p: Packed, num_seqs: int) -> torch.Tensor:
-    """Per-sequence log-probs, projecting through the LM head only at labelled positions (answers are ~20% of tokens).
-
-    Same numbers as `collate.sequence_logps` on full logits (tested); assumes a plain linear LM head (LLaMA-style:
-    no logit scaling or soft-capping).
-    """
-    device = model.device
-    backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(
-        input_ids=p.input_ids.to(device), position_ids=p.position_ids.to(device), use_cache=False
-    ).last_hidden_state  # (B, T, H)
-    target = p.labels[:, 1:].to(device)
-    mask = target != -100
-    logits = model.get_output_embeddings()(hidden[:, :-1][mask]).float()  # (n, V)
-    token = torch.log_softmax(logits, dim=-1).gather(-1, target[mask].unsqueeze(-1)).squeeze(-1)
-    return segment_sum(token, p.seq_ids[:, 1:].to(device)[mask], num_seqs).cpu()
+    sequences = []
+    for row in rows:
+        r = render_pair(tokenizer, row, max_length)
+        sequences += [(r["prompt_ids"], r["chosen_ids"]), (r["prompt_ids"], r["rejected_ids"])]
+    logps = answer_logps(model, sequences, tokenizer.pad_token_id, desc="preference log-probs")
+    return logps[0::2], logps[1::2]

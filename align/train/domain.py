@@ -18,8 +18,9 @@ from align.config import Recipe
 from align.data.corpus import load_corpus, with_default_corpus
 from align.data.load import check_phi
 from align.errors import UserError
+from align.logps import compact_scoring
 from align.models import Hardware, load_model, peft_config, select_precision
-from align.runinfo import rows_fingerprint, save_run_info
+from align.runinfo import data_fingerprint, save_run_info
 from align.stage import RunResult, last_checkpoint, save_final
 from align.train.common import NonFiniteGuard, save_metrics
 from align.train.perplexity import perplexity, score_documents
@@ -68,7 +69,7 @@ def run_domain(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -
     model, tokenizer = load_model(recipe.model, hw=hw)
     log.info("domain: %d train documents, %d held out, precision %s", len(train_docs), len(eval_docs), precision)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_run_info(out_dir, recipe, {"train": rows_fingerprint(train_docs), "eval": rows_fingerprint(eval_docs)})
+    save_run_info(out_dir, recipe, {"train": data_fingerprint(train_docs), "eval": data_fingerprint(eval_docs)})
     guard = NonFiniteGuard()
     trainer = SFTTrainer(
         model=model,
@@ -78,7 +79,8 @@ def run_domain(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -
         peft_config=peft_config(recipe.lora),
         callbacks=[guard, *callbacks],
     )
-    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
+    with compact_scoring():
+        trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
     final = save_final(trainer.model, tokenizer, out_dir)
     texts = [d["text"] for d in eval_docs]

@@ -14,7 +14,7 @@ from align.data.load import check_phi, load_stage_data
 from align.embedded import align_home
 from align.errors import UserError
 from align.models import Hardware, load_model, peft_config, select_precision
-from align.runinfo import rows_fingerprint, save_run_info
+from align.runinfo import data_fingerprint, save_run_info
 from align.stage import RunResult, last_checkpoint, require_complete, save_final, start_weights
 from align.train.common import NonFiniteGuard, save_metrics
 from align.train.common import trainer_kwargs as common_kwargs
@@ -77,7 +77,7 @@ def run_dpo(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
     model, tokenizer = load_model(recipe.model, str(start.resolve()), hw)
     log.info("DPO from %s: %d train pairs, %d eval pairs", start, len(train_rows), len(eval_rows))
     out_dir.mkdir(parents=True, exist_ok=True)
-    fps = {"train": rows_fingerprint(train_rows), "eval": rows_fingerprint(eval_rows)}
+    fps = {"train": data_fingerprint(train_rows), "eval": data_fingerprint(eval_rows)}
     save_run_info(out_dir, recipe, fps, {"reference_model": str(start)})
     guard = NonFiniteGuard()
     trainer = build_trainer(recipe, model, tokenizer, train_rows, eval_rows, hw, [guard, *callbacks])

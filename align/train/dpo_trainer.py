@@ -1,7 +1,8 @@
 """TRL's DPOTrainer, extended in one place: padding-free forward and reference log-probs cached on disk.
 
-Everything else (loss types, metrics, logging, checkpoints) is TRL's. Equivalence with plain `DPOTrainer` on the same
-batch is proven in tests/train/test_dpo_equivalence.py.
+The policy forward runs packed (`PackedCausalLM`) and TRL's loss code runs unchanged on its outputs; the reference
+pass is `align.logps.answer_logps` over every pair once. Everything else (loss types, metrics, logging, checkpoints)
+is TRL's. Equivalence with plain `DPOTrainer` on the same batch is proven in tests/train/test_dpo_equivalence.py.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from tqdm.auto import tqdm
 from trl import DPOTrainer
 from trl.trainer.utils import use_adapter
 
 from align.data.collate import template_fingerprint
+from align.logps import PackStats, answer_logps, compact_scoring
+from align.runinfo import data_fingerprint
 from align.train import refcache
-from align.train.fused_head import enable_compact_scoring
-from align.train.packed import PackedCausalLM, PackStats
+from align.train.packed import PackedCausalLM
 
 log = logging.getLogger("align")
 
@@ -29,11 +30,14 @@ class AlignDPOTrainer(DPOTrainer):
 
     def __init__(self, *args, pack_length: int, packing: bool = True, ref_cache_dir: Path | None = None, **kwargs):
         self.pack_length, self.packing, self.ref_cache_dir = pack_length, packing, ref_cache_dir
-        self.pack_stats = PackStats()
-        self.ref_forward_calls = 0
+        self.pack_stats = PackStats()  # policy forwards
+        self.ref_stats = PackStats()  # reference passes (none when the cache had them)
         self.ref_cache_hits = 0
-        enable_compact_scoring()
         super().__init__(*args, **kwargs)
+
+    @property
+    def ref_forward_calls(self) -> int:
+        return self.ref_stats.forward_calls
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         if "prompt_ids" in dataset.column_names:  # rendered by align.data.collate.render_pair
@@ -46,15 +50,16 @@ class AlignDPOTrainer(DPOTrainer):
         return PackedCausalLM(model, self.pack_length, self._tokenizer.pad_token_id, self.pack_stats)
 
     def _compute_loss(self, model, inputs, return_outputs):
-        return super()._compute_loss(self._forward(model), inputs, return_outputs)
+        with compact_scoring():
+            return super()._compute_loss(self._forward(model), inputs, return_outputs)
 
     def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
         if "ref_chosen_logps" in dataset.column_names:
             return dataset
         rows = [{k: dataset[i][k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for i in range(len(dataset))]
         key = refcache.cache_key(
-            refcache.rows_fingerprint(rows),
-            refcache.model_fingerprint(self.ref_model or self.model),
+            data_fingerprint(rows),
+            refcache.weights_fingerprint(self.ref_model or self.model),
             template_fingerprint(self._tokenizer),
             self.args.max_length or 0,
             "bf16" if self.args.bf16 else "fp32",
@@ -65,38 +70,25 @@ class AlignDPOTrainer(DPOTrainer):
             log.info("reference log-probs for %s: cache hit %s", name, key)
             chosen, rejected = cached
         else:
-            chosen, rejected = self._ref_logps(rows, batch_size, name)
+            chosen, rejected = self._ref_logps(rows, name)
             if self.ref_cache_dir:
                 refcache.save(self.ref_cache_dir, key, chosen, rejected)
         dataset = dataset.add_column("ref_chosen_logps", chosen)
         return dataset.add_column("ref_rejected_logps", rejected)
 
     @torch.no_grad()
-    def _ref_logps(self, rows: list[dict], batch_size: int, name: str) -> tuple[list[float], list[float]]:
+    def _ref_logps(self, rows: list[dict], name: str) -> tuple[list[float], list[float]]:
         """One no-grad pass of the reference (adapters disabled, or the frozen model) over all pairs."""
         model = self.ref_model or self.model
         adapter = contextlib.nullcontext()
         if self.ref_model is None and hasattr(self.model, "peft_config"):
             adapter = use_adapter(self.model, adapter_name="ref" if "ref" in self.model.peft_config else None)
-        chosen: list[float] = []
-        rejected: list[float] = []
+        sequences = [(r["prompt_ids"], r[side]) for r in rows for side in ("chosen_ids", "rejected_ids")]
         was_training = model.training
         model.eval()
-        device = self.accelerator.device
         with adapter, self.accelerator.autocast():
-            for start in tqdm(range(0, len(rows), batch_size), desc=f"Reference log-probs ({name})"):
-                batch = self.data_collator(rows[start : start + batch_size])
-                labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-                out = self._forward(model)(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                    labels=labels.to(device),
-                    use_cache=False,
-                    fused_lm_head=True,
-                )
-                self.ref_forward_calls += 1
-                c, r = out.log_probs.sum(dim=1).float().cpu().chunk(2)
-                chosen += c.tolist()
-                rejected += r.tolist()
+            logps = answer_logps(
+                model, sequences, self._tokenizer.pad_token_id, self.pack_length, self.ref_stats, f"reference ({name})"
+            )
         model.train(was_training)
-        return chosen, rejected
+        return logps[0::2], logps[1::2]

@@ -2,41 +2,20 @@
 
 TRL 1.16 accepts `DPOConfig(padding_free=True)` and silently falls back to padding. Instead of re-implementing its
 15 loss types, `PackedCausalLM` stands in for the model inside `DPOTrainer._compute_loss`: it unpads the (2B, T) batch,
-packs the sequences into bins (best-fit decreasing), calls the real model once on the packed rows (position_ids
-restart per sequence, no attention mask, no cache), and scatters every per-token output back to the (2B, T-1) layout
-TRL expects. The loss code downstream is TRL's own, unchanged.
+packs the sequences into bins (best-fit decreasing), runs the real model on the packed rows through the one packed
+forward (`align.logps.forward_bins`: position_ids restart per sequence, no attention mask, no cache), and scatters
+every per-token output back to the (2B, T-1) layout TRL expects. The loss code downstream is TRL's own, unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from trl.trainer.utils import FusedCausalLMOutput
 
-from align.data.collate import Packed, pack, unpack_shifted
+from align.data.collate import pack, unpack_shifted
+from align.logps import PackStats, forward_bins
 
 PER_TOKEN_FIELDS = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1", "label_mask")
-
-
-@dataclass
-class PackStats:
-    """Token accounting across calls: what the benchmark reports as padding fraction and forward passes."""
-
-    real_tokens: int = 0
-    processed_tokens: int = 0
-    forward_calls: int = 0
-    bins: list[int] = field(default_factory=list)
-
-    def add(self, real: int, processed: int, nbins: int) -> None:
-        self.real_tokens += real
-        self.processed_tokens += processed
-        self.forward_calls += 1
-        self.bins.append(nbins)
-
-    @property
-    def padding_fraction(self) -> float:
-        return 1.0 - self.real_tokens / self.processed_tokens if self.processed_tokens else 0.0
 
 
 class PackedCausalLM:
@@ -55,11 +34,9 @@ class PackedCausalLM:
         labs = [labels[i, :n].tolist() for i, n in enumerate(lengths)]
         packed = pack(ids, labs, max(self.capacity, max(lengths)), self.pad_id)
         per_bin = not input_ids.is_cuda  # CPU: one call per bin, no filler at all; GPU: one batched call
-        outs = (
-            self._forward_bins(packed, input_ids.device) if per_bin else [self._forward_rows(packed, input_ids.device)]
-        )
+        outs = forward_bins(self.model, packed, input_ids.device, per_bin)
         real = packed.real_tokens
-        self.stats.add(real, real if per_bin else packed.total_tokens, packed.input_ids.shape[0])
+        self.stats.add(real, real if per_bin else packed.total_tokens, len(outs))
         width = input_ids.shape[1] - 1
         fields = {}
         for name in PER_TOKEN_FIELDS:
@@ -71,31 +48,6 @@ class PackedCausalLM:
             fields[name] = unpack_shifted(rows, packed, width)
         loss = torch.stack([o.loss for o in outs]).mean()
         return FusedCausalLMOutput(loss=loss, aux_loss=getattr(outs[0], "aux_loss", None), **fields)
-
-    def _forward_rows(self, packed: Packed, device: torch.device):
-        return self.model(
-            input_ids=packed.input_ids.to(device),
-            position_ids=packed.position_ids.to(device),
-            labels=packed.labels.to(device),
-            use_cache=False,
-            fused_lm_head=True,
-        )
-
-    def _forward_bins(self, packed: Packed, device: torch.device) -> list:
-        """One forward per bin, each cut to its real length: no filler tokens are computed."""
-        outs = []
-        for b in range(packed.input_ids.shape[0]):
-            n = int((packed.seq_ids[b] >= 0).sum())
-            row = Packed(
-                packed.input_ids[b : b + 1, :n],
-                packed.position_ids[b : b + 1, :n],
-                packed.labels[b : b + 1, :n],
-                packed.seq_ids[b : b + 1, :n],
-                [],
-                [],
-            )
-            outs.append(self._forward_rows(row, device))
-        return outs
 
 
 def _stack_ragged(parts: list[torch.Tensor]) -> torch.Tensor:

@@ -1,28 +1,16 @@
 """Held-out perplexity of a causal LM on documents: token-weighted mean next-token NLL, exponentiated.
 
 Documents are tokenized as TRL's SFTTrainer tokenizes a `{"text": ...}` row for language modelling (the text plus the
-EOS token, the tokenizer's own special tokens), cut into windows of `max_length` tokens, and scored without a cache.
-The first token of each window has no context and is not scored.
+EOS token, the tokenizer's own special tokens), cut into windows of `max_length` tokens, and scored through the one
+log-prob path (`align.logps.answer_logps`, every token of a window labelled). The first token of each window has no
+context and is not scored.
 """
 
 from __future__ import annotations
 
 import math
 
-import torch
-from torch import Tensor
-from tqdm.auto import tqdm
-
-
-def token_nll(logits: Tensor, input_ids: Tensor) -> tuple[float, int]:  # (1, T, V), (1, T)
-    """Summed next-token negative log-likelihood of `input_ids[:, 1:]` and how many tokens that is (T - 1).
-
-    With logits log([0.5, 0.25, 0.125, 0.125]) at both positions and ids [3, 0, 2]: -log 0.5 - log 0.125 = 4 log 2
-    over 2 tokens.
-    """
-    logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (1, T-1, V)
-    picked = logps.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (1, T-1)
-    return float(-picked.sum()), picked.numel()
+from align.logps import answer_logps
 
 
 def perplexity(nll_sums: list[float], token_counts: list[int]) -> float:
@@ -41,22 +29,13 @@ def windows(ids: list[int], max_length: int) -> list[list[int]]:
     return [ids[i : i + max_length] for i in range(0, len(ids), max_length) if len(ids[i : i + max_length]) > 1]
 
 
-@torch.no_grad()
 def score_documents(
     model, tokenizer, texts: list[str], max_length: int, desc: str = "perplexity"
 ) -> tuple[list[float], list[int]]:
-    """Per-window NLL sums and token counts over all documents (batch of one window: no padding to mask)."""
+    """Per-window NLL sums and scored-token counts over all documents."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    sums, counts = [], []
-    for text in tqdm(texts, desc=desc, unit="doc"):
-        ids = tokenizer(text=text + tokenizer.eos_token)["input_ids"]
-        for window in windows(ids, max_length):
-            input_ids = torch.tensor([window], device=device)  # (1, T)
-            logits = model(input_ids=input_ids, use_cache=False).logits  # (1, T, V)
-            nll, n = token_nll(logits, input_ids)
-            sums.append(nll)
-            counts.append(n)
+    spans = [w for text in texts for w in windows(tokenizer(text=text + tokenizer.eos_token)["input_ids"], max_length)]
+    logps = answer_logps(model, [([], w) for w in spans], tokenizer.pad_token_id, max_length, desc=desc)
     model.train(was_training)
-    return sums, counts
+    return [-lp for lp in logps], [len(w) - 1 for w in spans]

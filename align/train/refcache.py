@@ -1,17 +1,17 @@
-"""On-disk cache of reference log-probs, keyed by (data, reference model, chat template, max_length) fingerprints."""
+"""On-disk cache of reference log-probs, keyed by (data, reference weights, chat template, max_length, precision)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from align.runinfo import write_json
 
-def model_fingerprint(model: torch.nn.Module) -> str:
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
     """Fingerprint of the reference weights: every non-adapter tensor's name, shape and a strided sample of values.
 
     LoRA tensors are left out: a fresh adapter (B = 0) does not change the reference, whatever its random A.
@@ -28,16 +28,8 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()[:24]
 
 
-def rows_fingerprint(rows: list[dict[str, list[int]]]) -> str:
-    """Fingerprint of tokenized pairs (prompt_ids, chosen_ids, rejected_ids), order included."""
-    h = hashlib.sha256()
-    for row in rows:
-        h.update(json.dumps([row["prompt_ids"], row["chosen_ids"], row["rejected_ids"]]).encode())
-    return h.hexdigest()[:24]
-
-
-def cache_key(data_fp: str, model_fp: str, template_fp: str, max_length: int, precision: str) -> str:
-    raw = f"{data_fp}|{model_fp}|{template_fp}|{max_length}|{precision}"
+def cache_key(data_fp: str, weights_fp: str, template_fp: str, max_length: int, precision: str) -> str:
+    raw = f"{data_fp}|{weights_fp}|{template_fp}|{max_length}|{precision}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -50,12 +42,7 @@ def load(cache_dir: Path, key: str) -> tuple[list[float], list[float]] | None:
 
 
 def save(cache_dir: Path, key: str, chosen: list[float], rejected: list[float]) -> Path:
-    """Write atomically: a crash leaves no half-written cache entry."""
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"ref_chosen_logps": chosen, "ref_rejected_logps": rejected}, f)
-    path = cache_dir / f"{key}.json"
-    os.replace(tmp, path)
+    """Written atomically: a crash leaves no half-written cache entry."""
+    path = Path(cache_dir) / f"{key}.json"
+    write_json(path, {"ref_chosen_logps": chosen, "ref_rejected_logps": rejected})
     return path

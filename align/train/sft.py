@@ -15,12 +15,12 @@ from trl import SFTConfig, SFTTrainer
 from align.config import Recipe
 from align.data.collate import render_sft
 from align.data.load import check_phi, load_stage_data
+from align.logps import compact_scoring
 from align.models import Hardware, load_model, select_precision
-from align.runinfo import rows_fingerprint, save_run_info
+from align.runinfo import data_fingerprint, save_run_info
 from align.stage import RunResult, last_checkpoint, save_final, save_merged, write_marker
 from align.train.adapters import attach_task_adapter, merged_copy, resolve_domain, saved_adapters, stacking_callbacks
 from align.train.common import NonFiniteGuard, save_metrics, trainer_kwargs
-from align.train.fused_head import enable_compact_scoring
 
 log = logging.getLogger("align")
 
@@ -50,7 +50,6 @@ def trl_sft_config(recipe: Recipe, precision, hw: Hardware, packing_strategy: st
 
 def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
     started = time.time()
-    enable_compact_scoring()
     out_dir = recipe.output_dir
     domain = resolve_domain(recipe.lora)
     train_rows, eval_rows = load_stage_data(recipe.data, "sft", recipe.seed)
@@ -64,7 +63,7 @@ def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
     out_dir.mkdir(parents=True, exist_ok=True)
     domain_info = {"domain_adapter": domain.record()} if domain else {}
     save_run_info(
-        out_dir, recipe, {"train": rows_fingerprint(train_rows), "eval": rows_fingerprint(eval_rows)}, domain_info
+        out_dir, recipe, {"train": data_fingerprint(train_rows), "eval": data_fingerprint(eval_rows)}, domain_info
     )
     guard = NonFiniteGuard()
     trainer = SFTTrainer(
@@ -75,7 +74,8 @@ def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
         peft_config=task_lora,
         callbacks=[guard, *stacking_callbacks(model), *callbacks],
     )
-    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
+    with compact_scoring():
+        trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
     final = save_final(trainer.model, tokenizer, out_dir, saved_adapters(trainer.model))
     if recipe.lora.enabled:

@@ -1,10 +1,13 @@
-"""Teacher-forced decisions: the candidate a model scores highest after the answer prefix, and their summary."""
+"""Decisions by log-likelihood: the answer line a model finds most likely among the row's candidates, and their summary."""
 
-from types import SimpleNamespace
-
+import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
-from align.eval.decisions import candidate_ids, decisions, gold_index, n_candidates, summarize
+from align.data.collate import render_continuation
+from align.eval.decisions import FORMATS, decisions, gold_index, n_candidates, summarize
+from align.eval.loglik import argmax, candidate_logps, choose
+from tests.conftest import plain_answer_logps
 
 
 def _triage(esi: int) -> dict:
@@ -20,37 +23,42 @@ def _mcq(answer: str, n: int) -> dict:
     }
 
 
-class FavouriteToken(torch.nn.Module):
-    """Scores one token id highest and another second at every position."""
-
-    def __init__(self, vocab: int, first: int, second: int):
-        super().__init__()
-        self.vocab, self.first, self.second = vocab, first, second
-
-    def forward(self, input_ids):
-        logits = torch.zeros(1, input_ids.shape[1], self.vocab)
-        logits[..., self.first], logits[..., self.second] = 2.0, 1.0
-        return SimpleNamespace(logits=logits)
-
-
 def test_gold_and_candidate_counts():
     assert gold_index(_triage(1)) == 0 and gold_index(_triage(5)) == 4
     assert gold_index(_mcq("C", 4)) == 2 and n_candidates(_mcq("C", 4)) == 4 and n_candidates(_triage(3)) == 5
 
 
-def test_candidates_are_the_decision_tokens(tokenizer):
-    digits = candidate_ids(tokenizer, "triage")
-    assert [tokenizer.decode([i]) for i in digits] == ["1", "2", "3", "4", "5"]
-    assert [tokenizer.decode([i]).strip() for i in candidate_ids(tokenizer, "reasoning")] == list("ABCDE")
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
-def test_decisions_take_the_best_candidate_among_the_question_options(tokenizer):
-    letters = candidate_ids(tokenizer, "reasoning")
-    model = FavouriteToken(len(tokenizer), first=letters[4], second=letters[1])  # E, then B
-    rows = [_mcq("E", 5), _mcq("B", 4)]
-    assert decisions(model, tokenizer, rows) == [4, 1]  # a 4-option question cannot be answered E
-    digits = candidate_ids(tokenizer, "triage")
-    assert decisions(FavouriteToken(len(tokenizer), digits[2], digits[0]), tokenizer, [_triage(3)]) == [2]
+def test_candidate_logps_are_the_continuations_log_likelihood(tiny, tokenizer):
+    prompts = [_triage(3)["prompt"], _mcq("B", 4)["prompt"]]
+    candidates = [list(FORMATS["triage"]), list(FORMATS["reasoning"][:4])]
+    got = candidate_logps(tiny, tokenizer, prompts, candidates)
+    for prompt, cands, row in zip(prompts, candidates, got, strict=True):
+        expected = plain_answer_logps(tiny, [render_continuation(tokenizer, prompt, c) for c in cands])
+        assert row == pytest.approx(expected, abs=1e-4)
+        assert len(set(row)) == len(row)  # the candidates really differ
+    assert choose(tiny, tokenizer, prompts, candidates) == [argmax(r) for r in got]
+
+
+def test_decisions_take_the_best_candidate_among_the_question_options(tiny, tokenizer):
+    rows = [_mcq("E", 5), _mcq("B", 4), _triage(2)]
+    got = decisions(tiny, tokenizer, rows)
+    scores = candidate_logps(
+        tiny,
+        tokenizer,
+        [r["prompt"] for r in rows],
+        [["Answer: " + c for c in "ABCDE"]] * 2 + [list(FORMATS["triage"])],
+    )
+    assert got[0] == argmax(scores[0]) and got[2] == argmax(scores[2])
+    assert got[1] == argmax(scores[1][:4])  # a 4-option question is never answered E
+
+
+def test_argmax_breaks_ties_toward_the_first():
+    assert argmax([0.5, 2.0, 2.0, -1.0]) == 1 and argmax([-3.0]) == 0
 
 
 def test_summary_counts_hits_and_chosen_labels():

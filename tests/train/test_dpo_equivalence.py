@@ -131,6 +131,12 @@ def test_reference_cache_skips_forward_passes_on_rerun(tmp_path, tiny_model_dir,
             )
         )
     first, second = made
-    assert first.ref_forward_calls == 1 and first.ref_cache_hits == 0
+    pairs = first.train_dataset
+    every_token = sum(
+        len(p) * 2 + len(c) + len(r)
+        for p, c, r in zip(pairs["prompt_ids"], pairs["chosen_ids"], pairs["rejected_ids"], strict=True)
+    )
+    assert first.ref_forward_calls >= 1 and first.ref_cache_hits == 0
+    assert first.ref_stats.real_tokens == every_token  # one pass over every pair, both sides
     assert second.ref_forward_calls == 0 and second.ref_cache_hits == 1
     assert first.train_dataset["ref_chosen_logps"] == second.train_dataset["ref_chosen_logps"]

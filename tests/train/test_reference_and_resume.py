@@ -7,24 +7,18 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, TrainerCallback
 
-from align.data.collate import render_pair, sequence_logps
+from align.data.collate import render_pair
 from align.errors import UserError
 from align.models import Hardware
 from align.stage import start_weights
 from align.train.dpo import build_trainer, run_dpo
 from align.train.sft import run_sft
-from tests.conftest import toy_rows
+from tests.conftest import plain_answer_logps, toy_rows
 
 
 def _logps(model, tokenizer, row):
     r = render_pair(tokenizer, row, 768)
-    out = []
-    for side in ("chosen_ids", "rejected_ids"):
-        ids = torch.tensor([r["prompt_ids"] + r[side]])
-        labels = torch.tensor([[-100] * len(r["prompt_ids"]) + r[side]])
-        logits = model(input_ids=ids, use_cache=False).logits
-        out.append(sequence_logps(logits, labels, torch.zeros_like(ids), 1).item())
-    return out
+    return plain_answer_logps(model, [(r["prompt_ids"], r["chosen_ids"]), (r["prompt_ids"], r["rejected_ids"])])
 
 
 def test_dpo_reference_logps_equal_the_sft_models(tiny_recipe, tiny_model_dir, tokenizer):
