@@ -78,6 +78,8 @@ def _data(args: argparse.Namespace) -> int:
 
         print(dataset_stats(Path(args.dir)))
         return 0
+    if args.data_command == "import":
+        return _data_import(args)
     from align.data.formats import parse_columns_arg
     from align.data.load import guess_kind
 
@@ -116,6 +118,64 @@ def _validate_recipe(path: str, max_length: int) -> int:
         cols = ",".join(f"{k}={v}" for k, v in spec.columns.items()) or None
         codes.append(validate_command(spec.path, kind, cols, spec.shape, max_length=recipe.data.max_length))
     return max(codes, default=0)
+
+
+# ---- `align data import`: a real public benchmark -> canonical files ------------------------------------------
+
+IMPORT_TEXT = (
+    "turn a real public benchmark in its upstream format (medqa, medmcqa, pubmedqa, mts-dialog, aci-bench) into "
+    "sft_{train,eval,test}.jsonl, pref_{train,eval,test}.jsonl and manifest.json; splits are by distinct prompt and "
+    "seeded, rejected answers are a wrong option (balanced per split) or another encounter's note"
+)
+
+
+def _data_import(args: argparse.Namespace) -> int:
+    from align.data.importer import ImportSettings, import_dataset
+
+    settings = ImportSettings(args.test_size, args.eval_size, args.seed, args.limit, args.test_ids, args.force)
+    manifest = import_dataset(args.format, args.path, args.out, settings)
+    counts = ", ".join(f"{split} {n['sft']}" for split, n in manifest["counts"].items())
+    print(f"data import: wrote {args.out} ({manifest['task']}; SFT and preference rows per split: {counts})")
+    return 0
+
+
+def _add_data_import(dsub) -> None:
+    i = dsub.add_parser("import", help="a real public benchmark -> align's canonical files", description=IMPORT_TEXT)
+    i.add_argument("format", metavar="FORMAT", help="medqa, medmcqa, pubmedqa, mts-dialog or aci-bench")
+    i.add_argument(
+        "path",
+        metavar="PATH",
+        help="a file, or a folder: every file of FORMAT in it, sorted by name (pubmedqa: the folder holding "
+        "ori_pqal.json and, if present, test_ground_truth.json)",
+    )
+    i.add_argument("--out", required=True, metavar="DIR", help="output folder; must be new or empty unless --force")
+    for split, default in (("test", "0.2"), ("eval", "0.1")):
+        i.add_argument(
+            f"--{split}-size",
+            metavar="SIZE",
+            help=f"{split} split: a fraction in (0, 1) or a whole number of distinct prompts (default {default})"
+            + (
+                "; pubmedqa with official test ids: not allowed, the ids decide test"
+                if split == "test"
+                else "; pubmedqa with official test ids: a share of the other PMIDs"
+            ),
+        )
+    i.add_argument(
+        "--seed", type=int, default=0, help="split and rejected-answer seed; same seed, same bytes (default 0)"
+    )
+    i.add_argument(
+        "--limit", type=int, metavar="N", help="keep the first N rows of each split, in the seeded order (default: all)"
+    )
+    i.add_argument(
+        "--test-ids",
+        metavar="FILE",
+        help="pubmedqa only: JSON of PMIDs (like test_ground_truth.json) that form the test split; default: "
+        "test_ground_truth.json in the PATH folder, if there",
+    )
+    i.add_argument("--force", action="store_true", help="replace an earlier import in DIR (other files are refused)")
+
+
+# ---- end of `align data import` ----------------------------------------------------------------------------------
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -245,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         else:
             v.add_argument("-n", type=int, default=2, help="rows to show (default 2)")
+    _add_data_import(dsub)
     for d in (b, s):
         d.set_defaults(func=_data)
     for d in dsub.choices.values():
