@@ -1,53 +1,48 @@
-"""Any user dataset shape -> canonical rows (prompt, chosen, rejected | prompt, completion).
+"""Any user dataset -> canonical rows (id, task, prompt, chosen, rejected | prompt, completion, meta).
 
-Shapes (`SHAPES`, detected in dict order, most specific first, from the first row's columns):
-  preference  sharegpt_preference  conversations + chosen + rejected (from/value messages, LLaMA-Factory style)
-              explicit             prompt + chosen + rejected (each text or a list of messages)
-              scored               prompt + responses [+ scores]; best vs worst kept if best - worst > min_score_margin
-              implicit             chosen + rejected full conversations (message lists or Anthropic HH transcripts);
-                                   the prompt is their longest common prefix ending at a user turn
-  sft         messages             messages; the last assistant turn is the completion
-              sharegpt             conversations with from/value (human/gpt/system)
-              alpaca               instruction [+ input] + output
-              prompt_completion    prompt + completion (text or messages)
-              chosen_as_completion prompt + chosen (SFT on the preferred answers of a preference file)
-Text that is a JSON list of messages (as in CSV exports) is parsed as messages. A `system` column, or the
-`system_prompt` argument, is prepended as a system message unless the prompt already starts with one.
+`to_canonical` is the one conversion, run by the one reader (`align.data.load.read_rows`) that validate, inspect,
+every stage and the report use, so they all see the same rows, checks and drops. The shapes it knows are listed in
+`align/data/shapes.py`.
+
+- The shape is detected per file from every row (each row's first matching shape, counted per shape). A file whose
+  rows have different shapes fails with one line naming the first line of each, rather than converting each row by
+  its own shape: a mixed file is nearly always two exports concatenated, or a column misspelt in some rows, and
+  reading it anyway would hide which rows trained on what. A row that matches no shape is reported as missing the
+  file's columns.
+- Rows in align's own format (an `id`, a `task`, a list of `prompt` messages and the answers, no column mapping:
+  what `align data build`, `data import` and `pairs generate` write) keep their `id`, `task`, `meta` and other keys
+  exactly; only prompt and answers are checked and normalised. Other rows get `id` `<task>-<n>` and
+  `meta["source"]` = `path:line` (`meta["location"]` when their meta already has a `source`, the summarization note).
+- Every row is a `Row`, a dict that also knows the `path:line` it was read from (an attribute, not a key).
+- A row's own non-empty `task` column wins; `task` is for rows without one.
+- A `system` column, or the `system_prompt` argument, is prepended as a system message unless the prompt already
+  starts with one.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from align.data.readers import Record
+from align.data.shapes import ANSWERS, CANONICAL_COLUMNS, SHAPES, DropRow, Kind, row_shape
 from align.errors import UserError
 
-Kind = Literal["sft", "preference"]
-Messages = list[dict[str, str]]
-ANSWERS = {"sft": ("completion",), "preference": ("chosen", "rejected")}
-ROLES = {"user": "user", "human": "user", "system": "system", "assistant": "assistant", "gpt": "assistant"}
-ROLES |= {"bot": "assistant", "model": "assistant", "chatgpt": "assistant"}
-_HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):[ \t]?")
+OWN_FORMAT_SHAPES = ("explicit", "prompt_completion", "chosen_as_completion")  # the shapes align's own rows have
 
 
-class _Drop(Exception):
-    """A row that is well-formed but unusable (counted in `dropped`, not an error)."""
+class Row(dict):
+    """A canonical row: a plain dict to every consumer, plus `source`, the `path:line` it was read from.
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    The location is an attribute, not a key, so it reaches neither the model's data nor a data fingerprint; mixing,
+    filtering and splitting keep the row objects, so the PHI scan before training can still name the line.
+    """
 
-
-@dataclass(frozen=True)
-class Shape:
-    kind: Kind
-    columns: tuple[str, ...]  # required canonical columns; detection picks the first shape whose columns all exist
-    convert: Callable[[dict[str, Any], Record, float], dict[str, Any]]  # -> prompt + answers (+ meta)
+    def __init__(self, data: dict[str, Any], source: str) -> None:
+        super().__init__(data)
+        self.source = source
 
 
 @dataclass
@@ -56,186 +51,7 @@ class ConvertResult:
     shape: str
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count, e.g. {"chosen_equals_rejected": 2}
     n_read: int = 0
-
-
-# ---- messages -------------------------------------------------------------------------------------------------
-
-
-def _messages(value: Any, column: str, default_role: str, rec: Record) -> Messages:
-    """Text, one message dict, or a list of messages (role/content or ShareGPT from/value) -> canonical messages."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        parsed = _json_messages(value)
-        if parsed is None:
-            return [{"role": default_role, "content": value}]
-        value = parsed
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list):
-        raise rec.error(f"column '{column}' must be text or a list of messages, got {type(value).__name__}")
-    return [_message(m, column, rec) for m in value]
-
-
-def _json_messages(text: str) -> list[Any] | None:
-    stripped = text.strip()
-    if not (stripped.startswith("[{") and stripped.endswith("}]")):
-        return None
-    try:
-        value = json.loads(stripped)
-    except json.JSONDecodeError:
-        return None
-    return value if all(isinstance(m, dict) and ({"role", "from"} & m.keys()) for m in value) else None
-
-
-def _message(m: Any, column: str, rec: Record) -> dict[str, str]:
-    if not isinstance(m, dict):
-        raise rec.error(f"column '{column}' holds a {type(m).__name__} where a message {{role, content}} belongs")
-    role = m.get("role", m.get("from"))
-    canonical = ROLES.get(str(role).lower())
-    if canonical is None:
-        raise rec.error(f"unknown role '{role}' in column '{column}'", "use user/assistant/system (or human/gpt)")
-    return {"role": canonical, "content": _text(m.get("content", m.get("value", m.get("text"))))}
-
-
-def _text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, list):  # multimodal parts: keep the text parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else str(content)
-
-
-def _reply(msgs: Messages, column: str, prompt: Messages, rec: Record) -> Messages:
-    """The single final assistant message; a full conversation is accepted if it continues the prompt."""
-    if not msgs:
-        raise _Drop("empty_field")
-    if msgs[-1]["role"] != "assistant":
-        raise rec.error(f"column '{column}' must end with an assistant message, not '{msgs[-1]['role']}'")
-    users = [m["content"] for m in msgs[:-1] if m["role"] == "user"]
-    prompt_users = [m["content"] for m in prompt if m["role"] == "user"]
-    if len(msgs) > 1 and (not users or not prompt_users or users[-1] != prompt_users[-1]):
-        raise rec.error(
-            f"column '{column}' holds a conversation that does not continue the prompt",
-            "give only the reply, or drop the prompt column so the prompt is read from the shared prefix",
-        )
-    return [msgs[-1]]
-
-
-def _split_last_assistant(msgs: Messages) -> dict[str, Messages]:
-    last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
-    if last is None:
-        raise _Drop("no_assistant_turn")
-    return {"prompt": msgs[:last], "completion": [msgs[last]]}
-
-
-def _conversation(value: Any, column: str, rec: Record) -> Messages:
-    if isinstance(value, str) and _HH_TURN.search(value):
-        parts = _HH_TURN.split(value)  # [before, role, text, role, text, ...]
-        return [{"role": ROLES[r.lower()], "content": t.strip()} for r, t in zip(parts[1::2], parts[2::2], strict=True)]
-    return _messages(value, column, "assistant", rec)
-
-
-def _split_shared_prefix(chosen: Messages, rejected: Messages) -> dict[str, Messages]:
-    """Prompt = longest common prefix ending at a user turn; then each side must be exactly one assistant turn."""
-    k = 0
-    while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
-        k += 1
-    if k == len(chosen) == len(rejected):
-        raise _Drop("chosen_equals_rejected")
-    while k > 0 and chosen[k - 1]["role"] != "user":
-        k -= 1
-    if k == 0:
-        raise _Drop("no_shared_prompt")
-    rest = (chosen[k:], rejected[k:])
-    if any(len(r) != 1 or r[0]["role"] != "assistant" for r in rest):
-        raise _Drop("differs_before_last_turn")
-    return {"prompt": chosen[:k], "chosen": rest[0], "rejected": rest[1]}
-
-
-# ---- shapes ----------------------------------------------------------------------------------------------------
-
-
-def _explicit(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
-    prompt = _messages(row["prompt"], "prompt", "user", rec)
-    return {"prompt": prompt} | {
-        col: _reply(_messages(row[col], col, "assistant", rec), col, prompt, rec) for col in ("chosen", "rejected")
-    }
-
-
-def _sharegpt_preference(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
-    return _explicit(row | {"prompt": row["conversations"]}, rec, margin)
-
-
-def _implicit(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
-    return _split_shared_prefix(
-        _conversation(row["chosen"], "chosen", rec), _conversation(row["rejected"], "rejected", rec)
-    )
-
-
-def _scored(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
-    responses, scores = row["responses"], row.get("scores")
-    if not isinstance(responses, list):
-        raise rec.error(f"column 'responses' must be a list, got {type(responses).__name__}")
-    if scores is not None and (not isinstance(scores, list) or len(scores) != len(responses)):
-        raise rec.error("column 'scores' must be a list as long as 'responses'")
-    texts, values = [], []
-    for i, r in enumerate(responses):
-        text = next((r[k] for k in ("text", "response", "content") if k in r), None) if isinstance(r, dict) else r
-        score = r.get("score") if isinstance(r, dict) else (scores[i] if scores is not None else None)
-        if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise rec.error(f"response {i} has score {score!r}", "give every response a numeric score")
-        texts.append(text)
-        values.append(float(score))
-    if len(texts) < 2:
-        raise _Drop("too_few_responses")
-    best, worst = values.index(max(values)), values.index(min(values))
-    if values[best] - values[worst] <= margin:
-        raise _Drop("below_margin")
-    prompt = _messages(row["prompt"], "prompt", "user", rec)
-    pick = {"chosen": texts[best], "rejected": texts[worst]}
-    answers = {
-        k: _reply(_messages(v, "responses", "assistant", rec), "responses", prompt, rec) for k, v in pick.items()
-    }
-    return {"prompt": prompt, **answers, "meta": {"chosen_score": values[best], "rejected_score": values[worst]}}
-
-
-def _conversation_sft(column: str) -> Callable[[dict[str, Any], Record, float], dict[str, Any]]:
-    return lambda row, rec, margin: _split_last_assistant(_messages(row[column], column, "user", rec))
-
-
-def _alpaca(row: dict[str, Any], rec: Record, margin: float) -> dict[str, Any]:
-    instruction, extra = _text(row["instruction"]), _text(row.get("input")).strip()
-    prompt = f"{instruction}\n\n{extra}" if extra else instruction
-    return _prompt_completion({"prompt": prompt, "completion": row["output"]}, rec, margin)
-
-
-def _prompt_completion(row: dict[str, Any], rec: Record, margin: float, answer: str = "completion") -> dict[str, Any]:
-    prompt = _messages(row["prompt"], "prompt", "user", rec)
-    return {
-        "prompt": prompt,
-        "completion": _reply(_messages(row[answer], answer, "assistant", rec), answer, prompt, rec),
-    }
-
-
-SHAPES: dict[str, Shape] = {
-    "sharegpt_preference": Shape("preference", ("conversations", "chosen", "rejected"), _sharegpt_preference),
-    "explicit": Shape("preference", ("prompt", "chosen", "rejected"), _explicit),
-    "scored": Shape("preference", ("prompt", "responses"), _scored),
-    "implicit": Shape("preference", ("chosen", "rejected"), _implicit),
-    "messages": Shape("sft", ("messages",), _conversation_sft("messages")),
-    "sharegpt": Shape("sft", ("conversations",), _conversation_sft("conversations")),
-    "alpaca": Shape("sft", ("instruction", "output"), _alpaca),
-    "prompt_completion": Shape("sft", ("prompt", "completion"), _prompt_completion),
-    "chosen_as_completion": Shape(
-        "sft", ("prompt", "chosen"), lambda r, rec, m: _prompt_completion(r, rec, m, "chosen")
-    ),
-}
-OPTIONAL_COLUMNS = ("input", "scores", "system", "task", "meta")
-CANONICAL_COLUMNS = tuple(sorted({c for s in SHAPES.values() for c in s.columns} | set(OPTIONAL_COLUMNS)))
-
-
-# ---- conversion ------------------------------------------------------------------------------------------------
+    shape_counts: dict[str, int] = field(default_factory=dict)  # rows per detected shape (one shape per file)
 
 
 def to_canonical(
@@ -247,34 +63,34 @@ def to_canonical(
     task: str = "custom",
     min_score_margin: float = 0.0,
 ) -> ConvertResult:
-    """Convert raw records into canonical rows; unusable rows are counted in `dropped`, bad input raises UserError.
-
-    With the default `task="custom"`, a row's own non-empty `task` column wins (so canonical files round-trip), and
-    a row's own `meta` dict is kept. `meta["source"]` is the `path:line` of the row, unless the row's meta already
-    has a `source` (the summarization note), in which case the location goes to `meta["location"]`.
-    """
+    """Convert raw records into canonical `Row`s; unusable rows are counted in `dropped`, bad input raises UserError."""
     _check_kind_and_shape(kind, shape)
     mapping = _check_mapping(columns or {})
-    result, dropped, last = ConvertResult([], shape or "", {}, 0), Counter[str](), None
-    for rec in records:
-        result.n_read, last = result.n_read + 1, rec
-        row = _apply_mapping(rec, mapping)
-        result.shape = result.shape or detect_shape(row, kind, rec)
-        spec = SHAPES[result.shape]
+    located = [(rec, _apply_mapping(rec, mapping)) for rec in records]
+    if not located:
+        return ConvertResult([], shape or "")
+    if shape is None:
+        shape, counts = detect_shape(located, kind)
+    else:
+        counts = {shape: len(located)}
+    result, dropped, spec = ConvertResult([], shape, {}, len(located), counts), Counter[str](), SHAPES[shape]
+    own_format = not mapping and shape in OWN_FORMAT_SHAPES
+    for rec, row in located:
         missing = [c for c in spec.columns if c not in row]
         if missing:
-            raise _missing_column(rec, missing[0], mapping, f"shape '{result.shape}' needs it")
+            raise _missing_column(rec, missing[0], mapping, f"shape '{shape}' needs it")
         try:
             parts = spec.convert(row, rec, min_score_margin)
-            result.rows.append(_finish(parts, row, rec, kind, task, system_prompt, len(result.rows)))
-        except _Drop as drop:
+            n = len(result.rows)
+            result.rows.append(_finish(parts, row, rec, kind, task, system_prompt, n, own_format))
+        except DropRow as drop:
             dropped[drop.reason] += 1
     result.dropped = dict(dropped)
-    if last is not None and not result.rows:
+    if not result.rows:
         raise UserError(
             f"no usable rows: all {result.n_read} were dropped ({format_dropped(result.dropped)})",
             "fix the data (e.g. chosen must differ from rejected) or check the column mapping",
-            path=last.path,
+            path=located[-1][0].path,
         )
     return result
 
@@ -283,16 +99,40 @@ def format_dropped(dropped: dict[str, int]) -> str:
     return ", ".join(f"{reason}: {n}" for reason, n in sorted(dropped.items())) or "none"
 
 
-def detect_shape(row: dict[str, Any], kind: Kind, rec: Record) -> str:
-    """The first shape of `kind` whose required columns all exist in `row`."""
-    for name, spec in SHAPES.items():
-        if spec.kind == kind and all(c in row for c in spec.columns):
-            return name
-    expected = "; ".join(f"{n} ({', '.join(s.columns)})" for n, s in SHAPES.items() if s.kind == kind)
-    raise rec.error(
-        f"cannot tell the {kind} data shape from columns {_column_list(rec)}; expected one of: {expected}",
-        "map your columns, e.g. --columns prompt=question,chosen=good_answer,rejected=bad_answer",
-    )
+def detect_shape(located: list[tuple[Record, dict[str, Any]]], kind: Kind) -> tuple[str, dict[str, int]]:
+    """The one shape of `kind` the file's rows have, and the count of rows per shape; mixed shapes raise.
+
+    Rows that match no shape are not counted (they fail later, as missing a column of the file's shape); if none
+    matches, the first row's columns are reported with the shapes expected.
+    """
+    counts: Counter[str] = Counter()
+    first: dict[str, Record] = {}
+    for rec, row in located:
+        name = row_shape(row, kind)
+        if name is not None:
+            counts[name] += 1
+            first.setdefault(name, rec)
+    if not counts:
+        rec = located[0][0]
+        expected = "; ".join(f"{n} ({', '.join(s.columns)})" for n, s in SHAPES.items() if s.kind == kind)
+        raise rec.error(
+            f"cannot tell the {kind} data shape from columns {_column_list(rec)}; expected one of: {expected}",
+            "map your columns, e.g. --columns prompt=question,chosen=good_answer,rejected=bad_answer",
+        )
+    if len(counts) > 1:
+        each = ", ".join(
+            f"{n} ({', '.join(SHAPES[n].columns)}) {counts[n]} row{'s' * (counts[n] != 1)} from {_where(rec)}"
+            for n, rec in first.items()
+        )
+        raise list(first.values())[1].error(
+            f"rows of different shapes in one file: {each}",
+            "give every row the same columns, or split the file into one file per shape",
+        )
+    return next(iter(counts)), dict(counts)
+
+
+def _where(rec: Record) -> str:
+    return f"line {rec.line}" if rec.line is not None else str(rec.item)
 
 
 def _check_kind_and_shape(kind: str, shape: str | None) -> None:
@@ -335,23 +175,34 @@ def _column_list(rec: Record) -> str:
 
 
 def _finish(
-    parts: dict[str, Any], row: dict[str, Any], rec: Record, kind: Kind, task: str, system: str | None, n: int
-) -> dict[str, Any]:
+    parts: dict[str, Any],
+    row: dict[str, Any],
+    rec: Record,
+    kind: Kind,
+    task: str,
+    system: str | None,
+    n: int,
+    own_format: bool,
+) -> Row:
     prompt, answers = parts["prompt"], {k: parts[k] for k in ANSWERS[kind]}
     if not any(m["content"].strip() for m in prompt if m["role"] != "system"):
-        raise _Drop("empty_field")
+        raise DropRow("empty_field")
     if any(not a[0]["content"].strip() for a in answers.values()):
-        raise _Drop("empty_field")
+        raise DropRow("empty_field")
     if kind == "preference" and answers["chosen"][0]["content"].strip() == answers["rejected"][0]["content"].strip():
-        raise _Drop("chosen_equals_rejected")
+        raise DropRow("chosen_equals_rejected")
     system = system or (row["system"] if isinstance(row.get("system"), str) and row["system"].strip() else None)
     if system and prompt[0]["role"] != "system":
         prompt = [{"role": "system", "content": system}, *prompt]
     own_task = row.get("task") if isinstance(row.get("task"), str) and row.get("task") else None
-    row_task = own_task if task == "custom" and own_task else task
+    if own_format and own_task and "id" in row and isinstance(row.get("prompt"), list):
+        consumed = {"chosen", "rejected", "completion", "system"} - set(answers)
+        kept = {k: v for k, v in row.items() if k not in consumed}  # id, task, meta and extra keys as written
+        return Row({**kept, "prompt": prompt, **answers} | ({} if "meta" in row else {"meta": {}}), rec.source)
+    row_task = own_task or task
     meta = {**(row["meta"] if isinstance(row.get("meta"), dict) else {}), **parts.get("meta", {})}
     meta["location" if "source" in meta else "source"] = rec.source
-    return {"id": f"{row_task}-{n}", "task": row_task, "prompt": prompt, **answers, "meta": meta}
+    return Row({"id": f"{row_task}-{n}", "task": row_task, "prompt": prompt, **answers, "meta": meta}, rec.source)
 
 
 def parse_columns_arg(text: str) -> dict[str, str]:

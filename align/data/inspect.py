@@ -1,4 +1,8 @@
-"""`align data inspect`: rows exactly as the model will see them, token by token with the loss mask."""
+"""`align data inspect`: rows exactly as the model will see them, token by token with the loss mask.
+
+The PHI scan's summary (counts per kind and `path:line` locations, never the matched text) comes first, since the
+rows printed after it may show the identifiers themselves.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +47,14 @@ def describe_row(tokenizer, row: dict, max_length: int) -> str:
 
 
 def rows_for(path: str, kind: str, columns: str | None) -> tuple[list[dict], str, int]:
-    """Rows and the model to render with: a recipe names both; a data file uses the default model."""
+    """Rows and the model to render with: a recipe names both; a data file uses the default model.
+
+    Both read through the one reader training uses (`load_stage_data` / `read_rows`): the rows shown are the rows
+    trained on.
+    """
     from align.config import load_recipe
-    from align.data.formats import parse_columns_arg, to_canonical
-    from align.data.load import load_stage_data
-    from align.data.readers import read_records
+    from align.data.formats import parse_columns_arg
+    from align.data.load import load_stage_data, read_rows
 
     if path.endswith((".yaml", ".yml")):
         recipe = load_recipe(path)
@@ -57,16 +64,18 @@ def rows_for(path: str, kind: str, columns: str | None) -> tuple[list[dict], str
     if not Path(path).exists():
         raise UserError(f"no such file: {path}", "pass a data file or a recipe YAML")
     cols = parse_columns_arg(columns) if columns else None
-    rows = to_canonical(read_records(path), kind=kind, columns=cols).rows
-    return rows, "smollm2-135m", 768
+    return read_rows(path, kind, cols).rows, "smollm2-135m", 768
 
 
 def inspect_command(path: str, n: int, kind: str = "auto", columns: str | None = None) -> int:
+    """Print the PHI scan of every row (counts and `path:line` locations, never values), then the first n rows."""
+    from align.data.phi import scan_phi
     from align.models import load_tokenizer, resolve_model_path, set_offline
 
     set_offline(False)
     rows, model_name, max_length = rows_for(path, kind, columns)
     tokenizer = load_tokenizer(resolve_model_path(model_name))
+    print(scan_phi(rows).format())
     print(f"legend: '{LOSS}' = token carries loss, '{CONTEXT}' = context only; model {model_name}")
     for row in rows[:n]:
         print(describe_row(tokenizer, row, max_length))

@@ -1,4 +1,8 @@
-"""A recipe's `data` section -> canonical train/eval rows: bundled data built on demand, user files converted."""
+"""A recipe's `data` section -> canonical train/eval rows: bundled data built on demand, every file read one way.
+
+`read_rows` is the one reading path (records -> canonical rows, with the same checks and drop rules) behind
+validate, inspect, every stage and the report; `load_rows` reads one dataset entry of a recipe through it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import json
 from pathlib import Path
 
 from align.config import DataConfig, DatasetConfig
+from align.data.formats import ConvertResult, Kind, to_canonical
 from align.data.mixing import mix, split_rows
+from align.data.readers import read_records
 from align.errors import UserError
 
 BUNDLED_DIR = Path("data/clinical")
@@ -25,53 +31,54 @@ def is_bundled(path: str | Path) -> bool:
     return BUNDLED_DIR.resolve() in Path(path).resolve().parents
 
 
-def read_canonical(path: Path) -> list[dict] | None:
-    """Read a JSONL file already in canonical form (every row has `task` and `prompt` messages); else None."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"malformed JSON ({err.msg})", "fix or remove the line", str(path), n) from None
-            if not (isinstance(row, dict) and "task" in row and isinstance(row.get("prompt"), list)):
-                return None
-            rows.append(row)
-    return rows
+def read_rows(
+    path: str | Path,
+    kind: Kind,
+    columns: dict[str, str] | None = None,
+    shape: str | None = None,
+    system_prompt: str | None = None,
+    task: str | None = None,
+    allow_network: bool = False,
+) -> ConvertResult:
+    """The one reading path: a file, saved dataset or Hub id -> canonical rows, with every check and drop rule.
+
+    `align data validate`, `align data inspect`, every training stage and the report all read through here (the
+    last three via `load_rows`), so a file that validates is the file that trains. Rows without their own `task`
+    get `task` (default: the file's stem). Raises UserError, one located line, on anything unreadable.
+    """
+    records = read_records(path, allow_network=allow_network)
+    return to_canonical(records, kind, columns or None, shape, system_prompt, task or Path(path).stem)
 
 
-def load_dataset_rows(spec: DatasetConfig, kind: str) -> list[dict]:
+def load_rows(spec: DatasetConfig, kind: Kind, allow_network: bool = False) -> list[dict]:
+    """The canonical rows of one `data.train` / `data.eval` / `report.test_data` entry, for `kind` sft|preference.
+
+    Rows align wrote itself keep their id, task and meta exactly (the report grades against meta); each row is a
+    `Row` that knows its `path:line`, for the PHI scan. `allow_network` (the recipe's `model.allow_network`) lets a
+    Hub dataset id be downloaded.
+    """
     path = Path(spec.path)
     looks_like_hub_id = spec.path.count("/") == 1 and not path.suffix
     if not path.exists() and not looks_like_hub_id:
-        raise UserError(f"dataset not found: {spec.path}", "check data.train / data.eval paths in the recipe")
-    rows = read_canonical(path) if path.suffix == ".jsonl" and not spec.columns and not spec.shape else None
-    if rows is None:
-        from align.data.formats import to_canonical
-        from align.data.readers import read_records
-
-        result = to_canonical(
-            read_records(path),
-            kind=kind,
-            columns=spec.columns or None,
-            shape=spec.shape,
-            system_prompt=spec.system_prompt,
-            task=spec.task or path.stem,
+        raise UserError(
+            "dataset not found",
+            "check the path in the recipe (a relative path starts at the current directory)",
+            spec.path,
         )
-        rows = result.rows
-    elif spec.system_prompt:
-        rows = [{**r, "prompt": [{"role": "system", "content": spec.system_prompt}, *r["prompt"]]} for r in rows]
-    if not rows:
-        raise UserError(f"no usable rows in {spec.path}", "check the file and the column mapping", spec.path)
-    return rows
+    result = read_rows(path, kind, spec.columns, spec.shape, spec.system_prompt, spec.task, allow_network)
+    return result.rows
 
 
 def load_split(
-    specs: list[DatasetConfig], kind: str, tasks: list[str], seed: int, limits: dict[str, int] | None = None
+    specs: list[DatasetConfig],
+    kind: str,
+    tasks: list[str],
+    seed: int,
+    limits: dict[str, int] | None = None,
+    allow_network: bool = False,
 ) -> list[dict]:
-    parts = [(load_dataset_rows(s, kind), s.weight) for s in specs]
+    """The rows of several entries mixed by weight, kept to `tasks` (all when empty), cut by `limits` per task."""
+    parts = [(load_rows(s, kind, allow_network), s.weight) for s in specs]
     rows = mix(parts, seed)
     if tasks:
         rows = [r for r in rows if r.get("task") in tasks]
@@ -90,13 +97,15 @@ def limit_per_task(rows: list[dict], limits: dict[str, int]) -> list[dict]:
     return out
 
 
-def load_stage_data(cfg: DataConfig, kind: str, seed: int) -> tuple[list[dict], list[dict]]:
+def load_stage_data(
+    cfg: DataConfig, kind: str, seed: int, allow_network: bool = False
+) -> tuple[list[dict], list[dict]]:
     """Train and eval rows for a stage; eval prompts never appear in train."""
     if not cfg.train:
         raise UserError("the recipe has no data.train", "add data.train: path/to/file.jsonl")
     ensure_bundled(cfg)
-    train = load_split(cfg.train, kind, cfg.tasks, seed, cfg.limit_per_task)
-    evals = load_split(cfg.eval, kind, cfg.tasks, seed) if cfg.eval else []
+    train = load_split(cfg.train, kind, cfg.tasks, seed, cfg.limit_per_task, allow_network)
+    evals = load_split(cfg.eval, kind, cfg.tasks, seed, allow_network=allow_network) if cfg.eval else []
     if not evals and cfg.test_split_size:
         train, evals = split_rows(train, cfg.test_split_size, seed)
     leaked = {json.dumps(r["prompt"], sort_keys=True) for r in evals} & {
@@ -126,8 +135,6 @@ def guess_kind(path: str, kind: str, columns: dict[str, str] | None = None) -> s
         return kind
     if columns and ("chosen" in columns or "rejected" in columns):
         return "preference"
-    from align.data.readers import read_records
-
     first = next(iter(read_records(path)), None)
     keys = set(first.data) if first is not None else set()
     return "preference" if keys & set(PREFERENCE_KEYS) else "sft"

@@ -30,8 +30,10 @@ def split_rows(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, eval) split by unique prompt, so a prompt never lands in both; original row order is kept.
 
-    A float in (0, 1) is the eval fraction of rows, an int the number of eval rows; whole prompt groups are moved
-    to eval (in seeded random order) until at least that many rows are there.
+    `test_split_size` (the recipe's `data.test_split_size`) is a fraction of the rows in (0, 1), e.g. 0.1, or a row
+    count >= 1, e.g. 3 (a whole float such as 3.0 counts rows too: a YAML `3` may arrive through a float field).
+    Whole prompt groups move to eval, in seeded random order, until at least that many rows are there; a size that
+    leaves no training row is a UserError.
     """
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -46,20 +48,22 @@ def split_rows(
         eval_ids.update(groups[key])
     if len(eval_ids) == len(rows):
         raise UserError(
-            f"test_split_size={test_split_size} leaves no training rows ({len(groups)} unique prompts)",
-            "use a smaller test_split_size or give a separate eval file",
+            f"data.test_split_size={test_split_size} leaves no training rows ({len(rows)} rows, {len(groups)} "
+            "unique prompts)",
+            "use a smaller test_split_size or give a separate data.eval file",
         )
     return [r for i, r in enumerate(rows) if i not in eval_ids], [r for i, r in enumerate(rows) if i in eval_ids]
 
 
 def _eval_target(size: float | int, n_rows: int) -> int:
+    """How many rows `data.test_split_size` asks for: round(size * n_rows) (at least 1) or the count itself."""
+    example = "use e.g. 0.1 (a tenth of the rows) or 3 (three rows)"
     if isinstance(size, bool) or not isinstance(size, (int, float)):
-        raise UserError(f"test_split_size must be a number, got {size!r}", "use a fraction like 0.1 or a row count")
-    if isinstance(size, float) and 0.0 < size < 1.0:
+        raise UserError(f"data.test_split_size must be a number, got {size!r}", example)
+    if 0.0 < size < 1.0:
         return max(1, round(size * n_rows))
-    if isinstance(size, int) and 1 <= size < n_rows:
-        return size
+    if size >= 1 and float(size).is_integer():
+        return int(size)
     raise UserError(
-        f"test_split_size={size} is out of range for {n_rows} rows",
-        "use a fraction in (0, 1) or a whole number of rows between 1 and the row count - 1",
+        f"data.test_split_size={size} is neither a fraction in (0, 1) nor a whole number of rows >= 1", example
     )

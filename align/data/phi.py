@@ -42,7 +42,11 @@ MAX_LOCATIONS = 10  # per kind in the printed report; the counts stay exact
 
 @dataclass
 class PhiReport:
-    """Counts per kind and where they are (`row id field`, e.g. `triage-3 prompt`), never the matched text."""
+    """Counts per kind and where they are, never the matched text.
+
+    A location is `path:line field` (e.g. `data/train.jsonl:4 prompt`) for rows the reader returned, which know
+    their line; a row built in memory is named by its id (`triage-3 prompt`), else its index (`row 3 prompt`).
+    """
 
     rows_scanned: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -75,16 +79,22 @@ def scan_text(text: str) -> dict[str, int]:
 
 
 def scan_phi(rows: Iterable[dict[str, Any]]) -> PhiReport:
-    """Scan every message content of prompt/chosen/rejected/completion in canonical rows."""
+    """Scan every message content of prompt/chosen/rejected/completion (and `text`) in canonical rows."""
     report = PhiReport()
     for i, row in enumerate(rows):
         report.rows_scanned += 1
-        row_id = str(row.get("id") or (row.get("meta") or {}).get("source") or f"row {i}")
+        where = _where(row, i)
         for name in TEXT_FIELDS:
             for kind, n in scan_text(_field_text(row.get(name))).items():
                 report.counts[kind] = report.counts.get(kind, 0) + n
-                report.locations.setdefault(kind, []).append(f"{row_id} {name}")
+                report.locations.setdefault(kind, []).append(f"{where} {name}")
     return report
+
+
+def _where(row: dict[str, Any], i: int) -> str:
+    """`path:line` (a `formats.Row` carries it as an attribute), else the row's id, else its index."""
+    source = getattr(row, "source", None)
+    return str(source or row.get("id") or f"row {i}")
 
 
 def _field_text(value: Any) -> str:

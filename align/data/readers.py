@@ -1,7 +1,10 @@
 """Read user datasets (JSONL, JSON, CSV/TSV, Parquet, `save_to_disk` dirs, Hub ids) into located raw records.
 
 Every record remembers where it came from (`path:line`, or `path: row N` for columnar data) so that later errors
-can point at the exact line. Bad input raises `UserError` with the path and line, never a traceback.
+can point at the exact line. Bad input raises `UserError` with the path and line, never a traceback: bytes that are
+not UTF-8, malformed JSON, JSON nested more than `MAX_DEPTH` levels (a row needs a few; deeper is a broken export,
+and would overflow the parser's recursion), lone UTF-16 surrogates (`"\\ud800"` decodes to a str that cannot be
+written or tokenized), fields over `max_field_bytes`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from typing import Any
 from align.errors import UserError
 
 MAX_FIELD_BYTES = 1_000_000  # default per-field limit; a bigger field is almost always a broken export
+MAX_DEPTH = 100  # JSON nesting levels per row; conversations nest 3 or 4
+_DEEP = (
+    f"JSON nested more than {MAX_DEPTH} levels deep",
+    "a data row nests a few levels at most, so the export is broken; fix or remove the row",
+)
 _ICONV_FIX = "the file must be UTF-8: re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`"
+_NETWORK_FIX = "set model.allow_network: true in the recipe to download it, or give the path of a local file"
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
@@ -64,6 +73,7 @@ def read_records(
         records = _read_hub(str(path), split, allow_network)
     count = 0
     for rec in records:
+        _check_values(rec)
         _check_sizes(rec, max_field_bytes)
         count += 1
         yield rec
@@ -73,6 +83,42 @@ def read_records(
 
 def _suffix(p: Path) -> str:
     return p.suffix.lower()
+
+
+def _check_values(rec: Record) -> None:
+    """Every row, whatever its format: nesting within MAX_DEPTH, and no lone surrogate in any string."""
+    for column, value in rec.data.items():
+        stack: list[tuple[Any, int]] = [(column, 1), (value, 1)]
+        while stack:  # iterative: the depth we check is the depth a recursive walk would overflow on
+            item, depth = stack.pop()
+            if isinstance(item, str):
+                _check_text(item, column, rec)
+            elif isinstance(item, (dict, list)):
+                if depth > MAX_DEPTH:
+                    raise rec.error(*_DEEP)
+                children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str, column: str, rec: Record) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        name = column.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise rec.error(
+            f"column '{name}' holds a lone surrogate \\u{ord(text[e.start]):04x} (half of a UTF-16 pair, not a character)",
+            "fix the export so it writes whole characters (UTF-8), or remove the row",
+        ) from None
+
+
+def _loads(text: str, path: Path, line: int) -> Any:
+    """json.loads that turns the parser's recursion overflow into a located UserError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UserError(*_DEEP, str(path), line) from None
 
 
 def _check_sizes(rec: Record, limit: int) -> None:
@@ -113,7 +159,7 @@ def _read_jsonl(p: Path) -> Iterator[Record]:
         if not text.strip():
             continue
         try:
-            obj = json.loads(text.rstrip("\r\n"))
+            obj = _loads(text.rstrip("\r\n"), p, n)
         except json.JSONDecodeError as e:
             raise UserError(
                 f"malformed JSON ({e.msg} at column {e.colno})",
@@ -138,13 +184,16 @@ def _read_json(p: Path) -> Iterator[Record]:
     if not text.strip():
         return
     if text[start] != "[":
+        line = text.count("\n", 0, start) + 1
         try:
-            obj = json.loads(text)
+            obj = _loads(text, p, line)
         except json.JSONDecodeError as e:
             if e.msg == "Extra data":  # several objects, one per line: it is JSONL with a .json name
                 yield from _read_jsonl(p)
                 return
             raise UserError(f"malformed JSON ({e.msg})", "fix the JSON syntax", path=str(p), line=e.lineno) from None
+        if isinstance(obj, dict):  # checked whole, before one of its arrays is taken as the rows
+            _check_values(Record(obj, str(p), line))
         arrays = [v for v in obj.values() if isinstance(v, list)] if isinstance(obj, dict) else []
         if len(arrays) != 1:
             yield Record(_as_object(obj, str(p), 1, None), str(p), 1)
@@ -166,6 +215,8 @@ def _json_array_items(p: Path, text: str, pos: int) -> Iterator[Record]:
             obj, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
             raise UserError(f"item {i}: malformed JSON ({e.msg})", "fix the JSON syntax", str(p), e.lineno) from None
+        except RecursionError:
+            raise UserError(f"item {i}: {_DEEP[0]}", _DEEP[1], str(p), line) from None
         yield Record(_as_object(obj, str(p), line, f"item {i}"), str(p), line, f"item {i}")
         pos = ws.match(text, pos).end()
         if text.startswith(",", pos):
@@ -257,15 +308,13 @@ def _read_hub(name: str, split: str | None, allow_network: bool) -> Iterator[Rec
         raise UserError("file not found", "check the path (relative paths start at the current directory)", path=name)
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         raise UserError(
-            "not a local file and the Hugging Face Hub is offline (HF_HUB_OFFLINE=1)",
-            "download it with network access: unset HF_HUB_OFFLINE and pass --allow-network",
+            "not a local file, and the Hugging Face Hub is offline (HF_HUB_OFFLINE=1)",
+            f"unset HF_HUB_OFFLINE and {_NETWORK_FIX}",
             path=name,
         )
     if not allow_network:
         raise UserError(
-            "not a local file; reading a Hub dataset needs network access",
-            "pass --allow-network (allow_network=True) to download it, or give a local file",
-            path=name,
+            "not a local file; reading it as a Hugging Face Hub dataset needs network access", _NETWORK_FIX, path=name
         )
     import datasets
 

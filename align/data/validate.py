@@ -1,5 +1,8 @@
 """`align data validate`: read a whole dataset, convert it, and report what training would see.
 
+It reads through `align.data.load.read_rows`, the reader every stage uses, so the rows counted here are the rows
+trained on.
+
 The report gives row counts, the detected shape, dropped rows by reason (empty fields, chosen identical to
 rejected, ...), prompt+response lengths against max_length, exact duplicates, prompt overlap with an eval file
 and a PHI scan. Problems (eval overlap, PHI without allow_phi) make `ok` false; the rest are warnings.
@@ -15,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from align.data.formats import ANSWERS, Kind, format_dropped, parse_columns_arg, to_canonical
+from align.data.formats import ANSWERS, ConvertResult, Kind, format_dropped, parse_columns_arg
+from align.data.load import read_rows
 from align.data.phi import PhiReport, scan_phi
-from align.data.readers import read_records
 from align.errors import UserError
 
 WORDS_NOTE = "whitespace words; no tokenizer given, token counts are typically 1.3-2x higher"
@@ -122,9 +125,8 @@ def validate_path(
     if isinstance(tokenizer, str):
         tokenizer = load_tokenizer(tokenizer)
 
-    def convert(p: str | Path) -> Any:
-        records = read_records(p, allow_network=allow_network)
-        return to_canonical(records, kind, mapping, shape, system_prompt)
+    def convert(p: str | Path) -> ConvertResult:
+        return read_rows(p, kind, mapping, shape, system_prompt, allow_network=allow_network)
 
     train = convert(path)
     report = ValidationReport(

@@ -1,4 +1,4 @@
-"""Shapes -> canonical rows, column mapping, drops, mixing and splitting."""
+"""Shapes -> canonical rows, column mapping, drops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from align.data.formats import SHAPES, parse_columns_arg, to_canonical
-from align.data.mixing import mix, split_rows
 from align.data.readers import Record, read_records
 from align.errors import UserError
 
@@ -225,9 +224,11 @@ def test_canonical_rows_round_trip_keeping_task_and_meta() -> None:
         "meta": {"source": "the note", "key_facts": ["left knee"]},
     }
     out = to_canonical(recs(row), "preference").rows[0]
-    assert out["task"] == "summarization" and out["id"] == "summarization-0"
-    assert out["meta"] == {"source": "the note", "key_facts": ["left knee"], "location": "mem.jsonl:1"}
-    assert out["chosen"] == row["chosen"] and out["prompt"] == row["prompt"]
+    assert out == row  # id, task and meta exactly as written: the report grades against meta
+    assert out.source == "mem.jsonl:1"  # the location is an attribute, never a key
+    mapped = to_canonical(recs(row | {"question": "Summarize the note."}), "preference", columns={"prompt": "question"})
+    assert mapped.rows[0]["id"] == "summarization-0"  # a mapped row is the user's own format: converted
+    assert mapped.rows[0]["meta"] == {"source": "the note", "key_facts": ["left knee"], "location": "mem.jsonl:1"}
 
 
 def test_shapes_table_covers_both_kinds() -> None:
@@ -263,32 +264,3 @@ def test_parse_columns_arg_errors(text: str, message: str) -> None:
 
 def test_parse_columns_arg() -> None:
     assert parse_columns_arg("prompt=question,chosen=good_answer") == {"prompt": "question", "chosen": "good_answer"}
-
-
-def test_mix_weights_are_deterministic() -> None:
-    a = [{"id": f"a{i}"} for i in range(10)]
-    b = [{"id": f"b{i}"} for i in range(4)]
-    mixed = mix([(a, 0.5), (b, 2.0)], seed=0)
-    ids = [r["id"] for r in mixed]
-    assert len(ids) == 5 + 8
-    assert sum(i.startswith("a") for i in ids) == 5 and len({i for i in ids if i.startswith("a")}) == 5
-    assert sorted(i for i in ids if i.startswith("b")) == sorted([f"b{i}" for i in range(4)] * 2)
-    assert mix([(a, 0.5), (b, 2.0)], seed=0) == mixed
-    assert mix([(a, 0.5), (b, 2.0)], seed=1) != mixed
-    assert sorted(r["id"] for r in mix([(a, 1.0)], seed=3)) == sorted(r["id"] for r in a)
-    with pytest.raises(UserError, match="mixing weight must be a number >= 0"):
-        mix([(a, -1.0)], seed=0)
-
-
-def test_split_rows_keeps_prompts_on_one_side() -> None:
-    rows = [{"id": str(i), "prompt": [user(f"p{i // 2}")]} for i in range(20)]  # 10 prompts, 2 rows each
-    train, eval_ = split_rows(rows, 0.2, seed=0)
-    assert len(eval_) == 4 and len(train) == 16
-    assert not {r["prompt"][0]["content"] for r in train} & {r["prompt"][0]["content"] for r in eval_}
-    assert split_rows(rows, 0.2, seed=0) == (train, eval_)
-    assert [r["id"] for r in train] == sorted((r["id"] for r in train), key=int)  # original order kept
-    _, three = split_rows(rows, 3, seed=1)
-    assert len(three) == 4  # whole prompt groups: 3 rows round up to 2 groups
-    for bad in (0, 1.0, 20, True):
-        with pytest.raises(UserError, match="test_split_size"):
-            split_rows(rows, bad, seed=0)

@@ -111,3 +111,12 @@ def test_require_no_phi_raises_with_counts_and_the_way_out() -> None:
 
 def test_every_kind_is_planted() -> None:
     assert {kind for _, kind, _ in PLANTED} == set(PATTERNS)
+
+
+def test_locations_are_path_and_line_for_read_rows_and_never_a_meta_text() -> None:
+    from align.data.formats import Row
+
+    read = Row(row("Call 617-555-0143.", 2), "data/train.jsonl:4")  # what the reader returns: it knows its line
+    note = {"prompt": [{"role": "user", "content": "Summarize: call 617-555-0199."}], "meta": {"source": "Mr. Smith"}}
+    report = scan_phi([read, note])
+    assert report.locations == {"phone": ["data/train.jsonl:4 prompt", "row 1 prompt"]}  # not the note's text

@@ -96,15 +96,21 @@ def test_plain_directory_is_rejected(tmp_path: Path) -> None:
         list(read_records(tmp_path))
 
 
-def test_hub_id_offline_and_without_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_offline_and_without_opt_in_name_the_recipe_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError) as err:
         list(read_records("someorg/clinical-prefs", allow_network=True))
-    assert "Hub is offline (HF_HUB_OFFLINE=1)" in str(err.value) and "--allow-network" in str(err.value)
-    assert "\n" not in str(err.value)
+    assert str(err.value) == (
+        "someorg/clinical-prefs: not a local file, and the Hugging Face Hub is offline (HF_HUB_OFFLINE=1); unset "
+        "HF_HUB_OFFLINE and set model.allow_network: true in the recipe to download it, or give the path of a local file"
+    )
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    with pytest.raises(UserError, match="pass --allow-network"):
+    with pytest.raises(UserError) as err:
         list(read_records("someorg/clinical-prefs"))
+    assert str(err.value) == (
+        "someorg/clinical-prefs: not a local file; reading it as a Hugging Face Hub dataset needs network access; "
+        "set model.allow_network: true in the recipe to download it, or give the path of a local file"
+    )
 
 
 def test_missing_local_file_is_not_treated_as_hub_id() -> None:
@@ -164,3 +170,40 @@ def test_damaged_saved_dataset_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot load the saved dataset") as err:
         list(read_records(tmp_path))
     assert str(err.value).startswith(f"{tmp_path}: ")
+
+
+DEEP_FIX = "a data row nests a few levels at most, so the export is broken; fix or remove the row"
+
+
+@pytest.mark.parametrize("depth", [150, 100_000])  # 150 parses, then fails later; 100k overflows the parser
+def test_deeply_nested_json_is_a_located_line(tmp_path: Path, depth: int) -> None:
+    deep = '{"prompt": ' + "[" * depth + "]" * depth + ', "completion": "c"}'
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text('{"prompt": "p", "completion": "c"}\n' + deep + "\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        list(read_records(lines))
+    assert str(err.value) == f"{lines}:2: JSON nested more than 100 levels deep; {DEEP_FIX}"
+    array = tmp_path / "deep.json"
+    array.write_text('[\n{"prompt": "p", "completion": "c"},\n' + deep + "\n]\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        list(read_records(array))
+    assert str(err.value) == f"{array}:3: item 1: JSON nested more than 100 levels deep; {DEEP_FIX}"
+    whole = tmp_path / "one.json"
+    whole.write_text("\n" + deep, encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        list(read_records(whole))
+    assert str(err.value) == f"{whole}:2: JSON nested more than 100 levels deep; {DEEP_FIX}"
+
+
+def test_lone_surrogate_is_a_located_line(tmp_path: Path) -> None:
+    path = tmp_path / "surrogate.jsonl"
+    ok = '{"prompt": "smile \\ud83d\\ude00", "completion": "c"}'  # a valid pair is one character
+    path.write_text(ok + '\n{"prompt": "p", "completion": ["x\\ud800y"]}\n', encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        list(read_records(path))
+    assert str(err.value) == (
+        f"{path}:2: column 'completion' holds a lone surrogate \\ud800 (half of a UTF-16 pair, not a character); "
+        "fix the export so it writes whole characters (UTF-8), or remove the row"
+    )
+    path.write_text(ok + "\n", encoding="utf-8")
+    assert [r.data["prompt"] for r in read_records(path)] == ["smile \U0001f600"]
