@@ -16,8 +16,7 @@ def _stage(args: argparse.Namespace) -> int:
     from align.config import load_recipe
     from align.stage import is_complete
 
-    recipe = load_recipe(args.recipe, args.overrides)
-    recipe.stage = args.command
+    recipe = load_recipe(args.recipe, args.overrides, stage=args.command)
     out = recipe.output_dir
     training = args.command != "report"
     if training and is_complete(out) and not args.force:
@@ -111,12 +110,30 @@ def _validate_recipe(path: str, max_length: int) -> int:
         from align.data.corpus import validate_corpus
 
         return validate_corpus(recipe.data, recipe.seed)
+    if recipe.stage == "report":
+        specs = [(s, "sft") for s in [recipe.report.test_data] if s] + [
+            (s, "preference") for s in [recipe.report.pref_data] if s
+        ]
+        return max(
+            (validate_command(p, k, None, None, max_length=recipe.report.max_length) for p, k in specs), default=0
+        )
+    if recipe.stage == "pairs":
+        return validate_command(recipe.pairs.prompts, "sft", None, None, max_length=max_length)
     ensure_bundled(recipe.data)
     kind = "sft" if recipe.stage == "sft" else "preference"
     codes = []
     for spec in recipe.data.train + recipe.data.eval:
         cols = ",".join(f"{k}={v}" for k, v in spec.columns.items()) or None
-        codes.append(validate_command(spec.path, kind, cols, spec.shape, max_length=recipe.data.max_length))
+        codes.append(
+            validate_command(
+                spec.path,
+                kind,
+                cols,
+                spec.shape,
+                max_length=recipe.data.max_length,
+                allow_network=recipe.model.allow_network,
+            )
+        )
     return max(codes, default=0)
 
 
@@ -204,8 +221,7 @@ def _pairs(args: argparse.Namespace) -> int:
     from align.config import load_recipe
     from align.pairs.run import already_generated, run_pairs
 
-    recipe = load_recipe(args.recipe, args.overrides)
-    recipe.stage = "pairs"
+    recipe = load_recipe(args.recipe, args.overrides, stage="pairs")
     if already_generated(recipe) and not args.force:
         print(f"pairs generate: already written by this recipe at {recipe.pairs.out} (pass --force to generate again)")
         return 0

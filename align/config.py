@@ -1,9 +1,16 @@
-"""Recipes: YAML -> typed dataclasses, loaded strictly (unknown keys fail with the valid choices), key=value overrides."""
+"""Recipes: YAML -> one typed recipe per stage, loaded strictly, with `key=value` overrides.
+
+Each stage has its own recipe type (RECIPES): a training stage's `train:` section is TRL's config in TRL's words
+(align/trl_args.py), the other sections are align's dataclasses below, where every default lives. A key the stage
+does not know fails with its line, a did-you-mean and the valid keys; a key that moved names its new place; a recipe
+for another stage, a duplicate key and a bad override fail with one line too — all before any model loads.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,7 +28,6 @@ class ModelConfig:
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # autocast dtype for matmuls; weights stay fp32 for LoRA
     quantization: Literal["none", "4bit"] = "none"  # 4bit = QLoRA (bitsandbytes, CUDA only)
-    gradient_checkpointing: bool = False
     trust_remote_code: bool = False
     allow_network: bool = False  # False keeps HF_HUB_OFFLINE=1: nothing is fetched at run time
     requires: Literal["any", "cuda"] = "any"  # a GPU-only recipe says `cuda` and fails fast on a CPU machine
@@ -57,7 +63,7 @@ class DatasetConfig:
 class DataConfig:
     train: list[DatasetConfig] = field(default_factory=list)
     eval: list[DatasetConfig] = field(default_factory=list)
-    test_split_size: float = 0.0  # carve an eval split from train when `eval` is empty (fraction or count)
+    test_split_size: int | float = 0  # carve an eval split from train when `eval` is empty: a fraction or a count
     max_length: int = 768  # per sequence (prompt + answer); longer rows are truncated, counted and reported
     tasks: list[str] = field(default_factory=list)  # keep only these tasks (empty = all)
     limit_per_task: dict[str, int] = field(default_factory=dict)  # first N train rows of a task (CPU budgets)
@@ -66,31 +72,12 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 2e-4
-    batch_size: int = 8  # sequences (SFT) or pairs (DPO) per optimizer micro-step
-    grad_accum: int = 1
-    warmup_ratio: float = 0.05
-    lr_scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    packing: bool = True  # padding-free packing into bins of `pack_length` tokens
-    pack_length: int = 1024
-    logging_steps: int = 5
-    save_steps: int = 50
-    save_total_limit: int = 2
-
-
-@dataclass
 class DPOSection:
+    """align's own DPO settings; the loss (beta, loss_type, ...) is TRL's and lives in `train:`."""
+
     init_from: str = "outputs/default/sft"  # the SFT stage directory: policy and reference start there
-    beta: float = 0.1
-    loss_type: list[str] = field(default_factory=lambda: ["sigmoid"])  # TRL's DPO loss types, combined if several
-    loss_weights: list[float] = field(default_factory=list)  # one per loss_type (empty = all 1.0)
-    ref_cache: bool = True  # reference log-probs computed once, cached on disk, reused across runs
-    label_smoothing: float = 0.0
+    pack_length: int = 1024  # tokens per packed bin in the padding-free forward and the reference pass
+    ref_cache: bool = True  # reference log-probs stored on disk and reused across runs (with precompute_ref_log_probs)
 
 
 @dataclass
@@ -106,6 +93,7 @@ class ReportSection:
     max_new_tokens: dict[str, int] = field(
         default_factory=lambda: {"triage": 48, "provider_routing": 32, "reasoning": 48, "summarization": 160}
     )
+    max_length: int = 768  # tokens per held-out pair (prompt + answer) when scoring preference log-probs
     n_boot: int = 2000
     extra_dpo: dict[str, str] = field(default_factory=dict)  # more DPO runs to compare with SFT: name -> stage dir
     domain: str = ""  # a finished `align domain` run: its held-out perplexity before/after goes in the report
@@ -130,25 +118,72 @@ class PairsSection:
 
 @dataclass
 class Recipe:
+    """What every recipe has; each stage's type adds its sections (RECIPES)."""
+
     stage: Literal["sft", "dpo", "report", "domain", "pairs"] = "sft"
-    run_name: str = "default"
+    run_name: str = "default"  # a folder name under output_root (no path separators)
     output_root: str = "outputs"
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    dpo: DPOSection = field(default_factory=DPOSection)
-    report: ReportSection = field(default_factory=ReportSection)
-    pairs: PairsSection = field(default_factory=PairsSection)
 
     @property
     def output_dir(self) -> Path:
         return Path(self.output_root) / self.run_name / self.stage
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read a recipe YAML strictly, apply `key=value` overrides, and return the typed recipe."""
+@dataclass
+class SFTRecipe(Recipe):
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: dict[str, Any] = field(default_factory=dict)  # trl.SFTConfig fields (align/trl_args.py)
+
+
+@dataclass
+class DomainRecipe(SFTRecipe):
+    """The domain stage: `data` is a text corpus, `train` is trl.SFTConfig for language modelling."""
+
+
+@dataclass
+class DPORecipe(SFTRecipe):
+    dpo: DPOSection = field(default_factory=DPOSection)  # `train`: trl.DPOConfig fields
+
+
+@dataclass
+class ReportRecipe(Recipe):
+    report: ReportSection = field(default_factory=ReportSection)
+
+
+@dataclass
+class PairsRecipe(Recipe):
+    data: DataConfig = field(default_factory=DataConfig)  # data.tasks / limit_per_task pick the prompts
+    pairs: PairsSection = field(default_factory=PairsSection)
+
+
+RECIPES: dict[str, type[Recipe]] = {
+    "sft": SFTRecipe,
+    "domain": DomainRecipe,
+    "dpo": DPORecipe,
+    "report": ReportRecipe,
+    "pairs": PairsRecipe,
+}
+TRAINING_STAGES = ("sft", "domain", "dpo")
+# Keys that moved: dotted key -> where it lives now (per stage where it differs).
+MOVED: dict[str, str] = {
+    "model.gradient_checkpointing": "train.gradient_checkpointing",
+    "dpo.beta": "train.beta",
+    "dpo.loss_type": "train.loss_type",
+    "dpo.loss_weights": "train.loss_weights",
+    "dpo.label_smoothing": "train.label_smoothing",
+}
+MOVED_BY_STAGE: dict[str, dict[str, str]] = {"report": {"data.max_length": "report.max_length"}}
+_RUN_NAME = re.compile(r"^(?!\.{1,2}$)[\w.-]+$")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, stage: str | None = None) -> Recipe:
+    """Read a recipe YAML strictly, apply `key=value` overrides, and return the stage's typed recipe.
+
+    `stage` is the command running it (`align dpo ...`): a recipe that says another stage fails with one line; a
+    recipe without `stage` takes the command's."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe not found: {path}", "pass a YAML file such as recipes/smollm2-135m/sft.yaml")
@@ -160,36 +195,94 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise UserError(
             f"invalid YAML: {getattr(err, 'problem', err)}", "fix the syntax", str(path), _one(line)
         ) from None
-    raw, lines = _to_python(node) if node is not None else ({}, {})
+    raw, lines = _to_python(node, str(path)) if node is not None else ({}, {})
     if not isinstance(raw, dict):
         raise UserError(
             "a recipe must be a mapping of keys to values", "see recipes/smollm2-135m/sft.yaml", str(path), 1
         )
     for item in overrides or []:
         _apply_override(raw, item)
-    return build(Recipe, raw, str(path), lines)
+    raw["stage"] = _stage_of(raw, stage, str(path), lines)
+    _refuse_moved(raw, str(path), lines)
+    recipe = build(RECIPES[raw["stage"]], raw, str(path), lines)
+    _check_recipe(recipe, str(path), lines)
+    return recipe
+
+
+def _stage_of(raw: dict[str, Any], command: str | None, path: str, lines: dict[str, int]) -> str:
+    written = raw.get("stage", command or "sft")
+    if written not in RECIPES:
+        choices = ", ".join(repr(s) for s in RECIPES)
+        raise UserError(f"stage = {written!r} is not allowed", f"choose one of {choices}", path, lines.get("stage"))
+    if command is not None and written != command:
+        raise UserError(
+            f"this is a {written} recipe, not one for `align {command}`",
+            f"run `align {written} {path}`, or pass a {command} recipe",
+            path,
+            lines.get("stage"),
+        )
+    return written
+
+
+def _refuse_moved(raw: dict[str, Any], path: str, lines: dict[str, int]) -> None:
+    """A key that has moved (MOVED) fails with its new place."""
+    for dotted, new in (MOVED | MOVED_BY_STAGE.get(raw["stage"], {})).items():
+        section, key = dotted.split(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            raise UserError(f"{dotted} has moved", f"write {new}", path, lines.get(dotted))
+
+
+def _check_recipe(recipe: Recipe, path: str, lines: dict[str, int]) -> None:
+    """What the dataclasses' types cannot say: a run name that stays under output_root, the trainer section."""
+    if not _RUN_NAME.match(recipe.run_name):
+        raise UserError(
+            f"run_name = {recipe.run_name!r} is not a plain folder name",
+            "use letters, digits, '.', '-' or '_' (outputs stay under output_root)",
+            path,
+            lines.get("run_name"),
+        )
+    if isinstance(recipe, SFTRecipe):
+        from align.trl_args import check_train
+
+        recipe.train = check_train(recipe.stage, recipe.train, path, lines)
+        evaluates = recipe.train.get("eval_strategy", "no") != "no"
+        if evaluates and not (recipe.data.eval or recipe.data.test_split_size):
+            raise UserError(
+                f"train.eval_strategy = {recipe.train['eval_strategy']!r} but the recipe has no eval data",
+                "add data.eval or data.test_split_size, or set train.eval_strategy: no",
+                path,
+                lines.get("train.eval_strategy"),
+            )
 
 
 def _one(line: int | None) -> int | None:
     return None if line is None else line + 1
 
 
-def _to_python(node: yaml.Node, key: str = "") -> tuple[Any, dict[str, int]]:
-    """Convert a composed YAML node to Python, recording the 1-based line of every dotted key."""
+def _to_python(node: yaml.Node, path: str, key: str = "") -> tuple[Any, dict[str, int]]:
+    """Convert a composed YAML node to Python, recording the 1-based line of every dotted key; a key given twice in
+    one mapping fails (YAML would keep the last silently and drop the first)."""
     lines: dict[str, int] = {key: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
             child = f"{key}.{knode.value}" if key else str(knode.value)
+            if str(knode.value) in out:
+                raise UserError(
+                    f"duplicate key {child!r} (first at line {lines[child]})",
+                    "merge the two into one; YAML would silently keep only the last",
+                    path,
+                    knode.start_mark.line + 1,
+                )
             lines[child] = knode.start_mark.line + 1
-            value, sub = _to_python(vnode, child)
+            value, sub = _to_python(vnode, path, child)
             out[str(knode.value)] = value
             lines.update({k: v for k, v in sub.items() if k != child})
         return out, lines
     if isinstance(node, yaml.SequenceNode):
         values = []
         for i, item in enumerate(node.value):
-            value, sub = _to_python(item, f"{key}[{i}]")
+            value, sub = _to_python(item, path, f"{key}[{i}]")
             values.append(value)
             lines.update(sub)
         return values, lines
@@ -206,7 +299,10 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         target = target.setdefault(part, {})
         if not isinstance(target, dict):
             raise UserError(f"override {item!r}: {part!r} is not a section", "override a key inside a section")
-    target[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+    try:
+        target[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        raise UserError(f"override {item!r}: the value is not valid YAML", f"quote it: {key}='{value}'") from None
 
 
 def build(cls: type, raw: Any, path: str, lines: dict[str, int], prefix: str = "") -> Any:
@@ -221,8 +317,9 @@ def build(cls: type, raw: Any, path: str, lines: dict[str, int], prefix: str = "
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
+            where = f" in a {raw['stage']} recipe" if cls in RECIPES.values() else ""
             raise UserError(
-                f"unknown key {dotted!r}", f"{hint}valid keys here: {', '.join(fields)}", path, lines.get(dotted)
+                f"unknown key {dotted!r}{where}", f"{hint}valid keys here: {', '.join(fields)}", path, lines.get(dotted)
             )
         kwargs[key] = _coerce(hints[key], value, path, lines, dotted)
     return cls(**kwargs)
@@ -231,6 +328,8 @@ def build(cls: type, raw: Any, path: str, lines: dict[str, int], prefix: str = "
 def _coerce(hint: Any, value: Any, path: str, lines: dict[str, int], dotted: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     line = lines.get(dotted)
+    if hint is Any:
+        return value
     if dataclasses.is_dataclass(hint):
         if isinstance(value, str) and "path" in {f.name for f in dataclasses.fields(hint)}:
             value = {"path": value}  # `train: file.jsonl` is short for `train: [{path: file.jsonl}]`
@@ -238,7 +337,13 @@ def _coerce(hint: Any, value: Any, path: str, lines: dict[str, int], dotted: str
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None
-        return _coerce(next(a for a in args if a is not type(None)), value, path, lines, dotted)
+        arms = [a for a in args if a is not type(None)]
+        for arm in arms[:-1]:
+            try:
+                return _coerce(arm, value, path, lines, dotted)
+            except UserError:
+                continue
+        return _coerce(arms[-1], value, path, lines, dotted)
     if origin is Literal:
         if value not in args:
             choices = ", ".join(repr(a) for a in args)

@@ -7,12 +7,13 @@ import importlib.metadata
 import json
 import os
 import platform
+import secrets
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from align.config import Recipe, dump_recipe
+from align.errors import UserError
 
 LIBRARIES = ("align", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "evaluate", "numpy")
 
@@ -44,13 +45,57 @@ def data_fingerprint(rows: list[dict]) -> str:
     return h.hexdigest()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see half a file."""
+def write_atomic(path: Path, text: str) -> Path:
+    """Write to a temp file in the same directory, then rename: readers never see half a file.
+
+    The file gets the mode any newly created file gets under the process umask (0644 under umask 022), not
+    mkstemp's 0600, so a report can be shared or served as is. A failed write removes the temp file and leaves
+    the old file, if any, untouched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    fd, tmp = _create_temp(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, exclusive temp file beside `path`, opened with mode 0666 so the kernel applies the umask."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name beside {path}")
+
+
+def read_jsonl(path: Path | str) -> list[dict]:
+    """The rows of a JSONL file align wrote itself (bundled data, generations, pairs); a bad line is located.
+
+    User datasets go through align.data.load.load_rows, which also converts and checks them."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise UserError(
+                    f"line is not valid JSON ({err.msg})", "fix or regenerate the file", str(path), i
+                ) from None
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """One JSON object per line, written atomically."""
+    return write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def write_json(path: Path, data: Any) -> None:

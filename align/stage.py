@@ -5,6 +5,7 @@ from, the stamp the report's generation cache keys on, the domain-adapter marker
       final/               LoRA adapter (PEFT) or full weights: loads in plain transformers / PEFT
       merged/              the adapter folded into the base weights: the next stage's start and DPO's reference
       checkpoints/         trainer checkpoints, resumed by a rerun
+      tensorboard/         training curves, with `train.report_to: tensorboard` (`tensorboard --logdir outputs`)
       metrics.json         loss curves, tokens, wall time, stage extras; written last, so it marks completion
       recipe.yaml          the resolved recipe;  versions.json: libraries, data fingerprints, seed
       domain_adapter.json  the domain adapter a task adapter was trained on (two-step PEFT), when there is one
@@ -26,7 +27,7 @@ from align.errors import UserError
 from align.runinfo import is_main_process, write_json
 
 log = logging.getLogger("align")
-FINAL, MERGED, CHECKPOINTS = "final", "merged", "checkpoints"
+FINAL, MERGED, CHECKPOINTS, TENSORBOARD = "final", "merged", "checkpoints", "tensorboard"
 METRICS, RECIPE, MARKER = "metrics.json", "recipe.yaml", "domain_adapter.json"
 MODEL_PARTS = (FINAL, MERGED, MARKER)  # the files that define a stage's model
 

@@ -106,11 +106,14 @@ def tiny_recipe(tmp_path, tiny_model_dir):
             f"data.train={train}",
             f"data.eval={ev}",
             "train.max_steps=3",
-            "train.batch_size=4",
+            "train.per_device_train_batch_size=4",
             "train.logging_steps=1",
             "train.save_steps=2",
-            f"dpo.init_from={tmp_path / 'outputs' / 'default' / 'sft'}",
+            "train.eval_strategy=no",
+            "train.report_to=none",
         ]
+        if stage == "dpo":
+            base.append(f"dpo.init_from={tmp_path / 'outputs' / 'default' / 'sft'}")
         return load_recipe(recipe, base + list(overrides))
 
     return make

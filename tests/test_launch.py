@@ -17,7 +17,12 @@ FSDP = str(REPO / "recipes" / "accelerate" / "fsdp.yaml")
 
 
 def test_one_process_is_plain_align():
-    assert launch_command("sft", RECIPE, ["train.epochs=2"]) == [".venv/bin/align", "sft", RECIPE, "train.epochs=2"]
+    assert launch_command("sft", RECIPE, ["train.num_train_epochs=2"]) == [
+        ".venv/bin/align",
+        "sft",
+        RECIPE,
+        "train.num_train_epochs=2",
+    ]
 
 
 def test_several_processes_use_torchrun_standalone():
@@ -88,8 +93,8 @@ def test_module_entry_points_run_as_python_dash_m():
 
 
 def test_makefile_arguments_map_to_the_command():
-    """What `make sft NPROC=2 ARGS='train.epochs=2 --force'` and `make dpo ACCELERATE=` pass to `align.launch`."""
-    argv = ["--nproc", "2", "--accelerate-config", "", "sft", RECIPE, "train.epochs=2", "--force"]
+    """What `make sft NPROC=2 ARGS='train.num_train_epochs=2 --force'` and `make dpo ACCELERATE=` pass to `align.launch`."""
+    argv = ["--nproc", "2", "--accelerate-config", "", "sft", RECIPE, "train.num_train_epochs=2", "--force"]
     assert command_from_argv(argv, python="bin/python") == [
         "bin/torchrun",
         "--standalone",
@@ -99,7 +104,7 @@ def test_makefile_arguments_map_to_the_command():
         "align.cli",
         "sft",
         RECIPE,
-        "train.epochs=2",
+        "train.num_train_epochs=2",
         "--force",
     ]
     argv = ["--nproc", "1", "--accelerate-config", FSDP, "dpo", "d.yaml"]

@@ -27,7 +27,8 @@ def test_real_default_model_sft_then_dpo_steps(tmp_path, monkeypatch):
     sft = run_sft(load_recipe("recipes/smollm2-135m/sft.yaml", common))
     dpo = run_dpo(
         load_recipe(
-            "recipes/smollm2-135m/dpo.yaml", [*common, f"dpo.init_from={out}/default/sft", "train.batch_size=2"]
+            "recipes/smollm2-135m/dpo.yaml",
+            [*common, f"dpo.init_from={out}/default/sft", "train.per_device_train_batch_size=2"],
         )
     )
     sft_m = json.loads((sft.out_dir / "metrics.json").read_text())

@@ -20,6 +20,7 @@ from align.config import LoraConfig, ModelConfig
 from align.data.collate import render_pair, render_sft
 from align.logps import compact_scoring
 from align.models import load_model, peft_config
+from align.runinfo import read_jsonl
 
 COMMON = {
     "report_to": "none",
@@ -53,7 +54,7 @@ class CountingCollator:
 
 def read_rows(path: str, n: int, seed: int = 0) -> list[dict]:
     """The first n rows of the file shuffled with a fixed seed: every task's lengths mixed, same rows on both sides."""
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(path)
     random.Random(seed).shuffle(rows)
     return rows[:n]
 

@@ -15,6 +15,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from align import runinfo
 from align.data.tasks import DEFAULT_SIZES, ERROR_TYPES, TASKS, notes
 from align.data.tasks.common import SPLITS
 from align.errors import UserError
@@ -106,21 +107,6 @@ def build_bundled(out_dir: Path, seed: int = 0, scale: float = 1.0, error_mix: d
     return manifest
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise UserError(
-                    f"line is not valid JSON ({err.msg})", "fix or regenerate the file", str(path), i
-                ) from err
-    return rows
-
-
 def _answer(row: dict) -> list[dict]:
     return row.get("completion") or row.get("chosen") or []
 
@@ -165,7 +151,7 @@ def dataset_stats(data_dir: Path, tokenizer=None) -> str:
         if not path.exists():
             raise UserError(f"missing {name}", "run `python -m align.data.build DIR` to create it", str(data_dir))
         kind, split = name.removesuffix(".jsonl").split("_")
-        for row in read_jsonl(path):
+        for row in runinfo.read_jsonl(path):
             counts[(split, row["task"], kind)] += 1
             for label, value in _labels(row):
                 labels[f"{label} ({kind})"][value] += 1

@@ -16,6 +16,7 @@ from align.data.build import dumps
 from align.data.tasks import TASKS
 from align.data.tasks.common import NEAR_DUP_JACCARD, jaccard, token_set
 from align.errors import UserError
+from align.runinfo import read_jsonl
 
 MAX_GROWTH = 8  # generate at most n * MAX_GROWTH candidates before giving up
 
@@ -31,8 +32,7 @@ def bundled_prompts(folder: Path, task: str) -> list[frozenset[str]]:
         path = folder / f"sft_{split}.jsonl"
         if not path.is_file():
             raise UserError(f"{path} not found", "point --against at a folder written by `align data build`")
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
+        for row in read_jsonl(path):
             if row.get("task") == task:
                 out.append(token_set(prompt_text(row)))
     return out

@@ -67,7 +67,8 @@ def summarize(rows: list[dict], predicted: list[int]) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from align.config import ModelConfig
+    from align.config import DatasetConfig, ModelConfig
+    from align.data.load import load_rows
     from align.models import load_model
     from align.stage import load_stage_model
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="data/clinical/sft_test.jsonl", help="SFT-format rows with triage/reasoning")
     ap.add_argument("--model", default="smollm2-135m", help="base model (for 'base' and adapter-only stages)")
     args = ap.parse_args(argv)
-    rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = load_rows(DatasetConfig(path=args.data), "sft")
     rows = [r for r in rows if r.get("task") in FORMATS]
     cfg = ModelConfig(name=args.model)
     for stage in args.stages:

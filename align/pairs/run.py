@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from align.config import DataConfig, DatasetConfig, PairsSection, Recipe, to_dict
+from align.config import DataConfig, DatasetConfig, PairsRecipe, PairsSection, to_dict
 from align.data.load import ensure_bundled, load_split
 from align.errors import UserError
 from align.pairs.score import check_scorable, score_answer
 from align.pairs.select import Candidate, Pair, balance_directions, select_pair
-from align.runinfo import library_versions, write_atomic, write_json
+from align.runinfo import library_versions, write_json, write_jsonl
 
 log = logging.getLogger("align")
 DEFAULT_MAX_NEW_TOKENS = 64  # tasks missing from pairs.max_new_tokens
@@ -40,7 +40,7 @@ def manifest_path(out: Path) -> Path:
     return out.with_name(out.name + ".manifest.json")
 
 
-def already_generated(recipe: Recipe) -> bool:
+def already_generated(recipe: PairsRecipe) -> bool:
     """pairs.out and its manifest exist and the manifest was written by this same resolved recipe."""
     out = Path(recipe.pairs.out)
     if not (out.is_file() and manifest_path(out).is_file()):
@@ -52,14 +52,16 @@ def already_generated(recipe: Recipe) -> bool:
     return written == json.loads(json.dumps(to_dict(recipe)))
 
 
-def read_prompts(recipe: Recipe) -> list[dict]:
+def read_prompts(recipe: PairsRecipe) -> list[dict]:
     """Canonical SFT rows from pairs.prompts, filtered by data.tasks and cut by data.limit_per_task."""
     path = recipe.pairs.prompts
     data = DataConfig(train=[DatasetConfig(path=path, kind="sft")], build_bundled=recipe.data.build_bundled)
     ensure_bundled(data)
     if not Path(path).exists():
         raise UserError(f"prompts file not found: {path}", "set pairs.prompts to canonical SFT rows (align data build)")
-    rows = load_split(data.train, "sft", recipe.data.tasks, recipe.seed, recipe.data.limit_per_task)
+    rows = load_split(
+        data.train, "sft", recipe.data.tasks, recipe.seed, recipe.data.limit_per_task, recipe.model.allow_network
+    )
     if not rows:
         raise UserError(f"no prompts left in {path} after data.tasks", "check data.tasks against the file's tasks")
     for row in rows:
@@ -174,13 +176,13 @@ def _count_by_task(pairs: list[dict], key) -> dict[str, dict[str, int]]:
 
 def write_pairs(out: Path, pairs: list[dict], manifest: dict) -> Path:
     """The pairs, then the manifest, each written atomically; returns the manifest path."""
-    write_atomic(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
+    write_jsonl(out, pairs)
     path = manifest_path(out)
     write_json(path, manifest)
     return path
 
 
-def run_pairs(recipe: Recipe) -> PairsResult:
+def run_pairs(recipe: PairsRecipe) -> PairsResult:
     """Load the SFT model, sample, score, select, balance and write `recipe.pairs.out` with its manifest."""
     from align.stage import load_stage_model, require_complete
 

@@ -12,6 +12,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from align.runinfo import read_jsonl
+
 
 def generation_key(model_stamp: str, prompt: list[dict], max_new_tokens: int, batch_size: int) -> str:
     payload = json.dumps([model_stamp, prompt, max_new_tokens, batch_size], sort_keys=True, ensure_ascii=False)
@@ -22,5 +24,5 @@ def load_generations(path: Path) -> dict[str, str]:
     """{key: text} from a saved generations.jsonl; lines without a key (older files) are not reused."""
     if not path.is_file():
         return {}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(path)
     return {r["key"]: r["text"] for r in rows if "key" in r}

@@ -13,9 +13,7 @@ Deltas are SFT+DPO (or another DPO variant) minus SFT with a paired-bootstrap 95
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -36,6 +34,7 @@ from align.report.tables import (
     variants_of,
     verdicts,
 )
+from align.runinfo import write_atomic
 
 MAX_EXAMPLES = 5
 CSS = """
@@ -53,22 +52,6 @@ class Plot:
     title: str
     svg: str
     caption: str = ""
-
-
-def load_report(path: Path) -> dict[str, Any]:
-    """Read and check report.json; a bad file is a UserError naming the file."""
-    try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise UserError(
-            f"cannot read the report: {err.strerror}", "pass the report.json written by `align eval`", path=str(path)
-        ) from None
-    except json.JSONDecodeError as err:
-        raise UserError(
-            f"not valid JSON: {err.msg}", "regenerate it with `align eval`", path=str(path), line=err.lineno
-        ) from None
-    check_report(report, str(path))
-    return report
 
 
 def check_report(report: Any, path: str = "report.json") -> None:
@@ -257,15 +240,6 @@ def render_html(report: dict, plots: dict[str, list[Plot]], training: list[Plot]
     return f"<!DOCTYPE html>\n<html><head>{head}</head><body>{''.join(body)}</body></html>\n"
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-    return path
-
-
 def build_plots(report: dict) -> tuple[dict[str, list[Plot]], list[Plot]]:
     """(plots keyed by task name, training-curve plots)."""
     plots = {task: task_plots(task, data) for task, data in report.get("tasks", {}).items()}
@@ -278,7 +252,7 @@ def render_report(report: dict, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     plots, training = build_plots(report)
     every_plot = [p for ps in plots.values() for p in ps] + training
-    written = [_write_atomic(out_dir / "plots" / f"{p.name}.svg", svg.standalone(p.svg)) for p in every_plot]
-    written.append(_write_atomic(out_dir / "report.md", render_markdown(report, plots, training)))
-    written.append(_write_atomic(out_dir / "report.html", render_html(report, plots, training)))
+    written = [write_atomic(out_dir / "plots" / f"{p.name}.svg", svg.standalone(p.svg)) for p in every_plot]
+    written.append(write_atomic(out_dir / "report.md", render_markdown(report, plots, training)))
+    written.append(write_atomic(out_dir / "report.html", render_html(report, plots, training)))
     return written

@@ -7,13 +7,13 @@ so scores can be recomputed without regenerating, and a retrained stage is never
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from align.config import Recipe
+from align.config import DatasetConfig, ReportRecipe
+from align.data.load import load_rows
 from align.errors import UserError
 from align.eval.generate import generate, pair_logps
 from align.eval.scoring import SCORERS, higher_is_better, score_task
@@ -21,7 +21,7 @@ from align.eval.stats import mcnemar, paired_bootstrap_ci, preference_summary
 from align.models import Hardware, load_model, resolve_model_path
 from align.report.cache import generation_key, load_generations
 from align.report.render import render_report
-from align.runinfo import library_versions, write_json
+from align.runinfo import library_versions, write_json, write_jsonl
 from align.stage import (
     RunResult,
     is_complete,
@@ -37,13 +37,13 @@ log = logging.getLogger("align")
 ACCURACY_LIKE = ("accuracy",)  # per-example 0/1 series that also get McNemar's test
 
 
-def read_jsonl(path: str) -> list[dict]:
+def read_held_out(path: str, kind: str, recipe: ReportRecipe) -> list[dict]:
+    """Held-out rows through the reader training uses (any file type, located one-line errors); none without a path."""
     if not path:
         return []
-    p = Path(path)
-    if not p.is_file():
+    if not Path(path).exists():
         raise UserError(f"held-out data not found: {path}", "run `align data build` or set report.test_data")
-    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return load_rows(DatasetConfig(path=path), kind, recipe.model.allow_network)
 
 
 def by_task(rows: list[dict], limit: int) -> dict[str, list[dict]]:
@@ -54,7 +54,7 @@ def by_task(rows: list[dict], limit: int) -> dict[str, list[dict]]:
     return dict(groups)
 
 
-def available_variants(recipe: Recipe) -> dict[str, Path | None]:
+def available_variants(recipe: ReportRecipe) -> dict[str, Path | None]:
     """Which variants can be evaluated: base always; sft, sft_dpo and any `report.extra_dpo` runs when finished."""
     sft = require_complete(recipe.report.sft, "SFT", "run `make sft` first (the report compares against it)")
     dpo = Path(recipe.report.dpo)
@@ -78,13 +78,13 @@ def dpo_variants(variants: dict) -> list[str]:
     return [v for v in variants if v not in ("base", "sft")]
 
 
-def load_variant(recipe: Recipe, name: str, stage_dir: Path | None, hw: Hardware):
+def load_variant(recipe: ReportRecipe, name: str, stage_dir: Path | None, hw: Hardware):
     if name == "base":
         return load_model(recipe.model, hw=hw)
     return load_stage_model(stage_dir, recipe.model, hw)
 
 
-def variant_stamp(recipe: Recipe, stage_dir: Path | None) -> str:
+def variant_stamp(recipe: ReportRecipe, stage_dir: Path | None) -> str:
     """What a variant's saved generations are tied to: the base model's files, or a stage's model files."""
     if stage_dir is None:
         return model_stamp([resolve_model_path(recipe.model.name, recipe.model.allow_network)])
@@ -119,17 +119,11 @@ def generate_all(recipe, variants, tasks, pref_rows, out_dir: Path, hw) -> tuple
         if pref_rows and name != "base":
             if model is None:
                 model, tok = load_variant(recipe, name, stage_dir, hw)
-            logps[name] = pair_logps(model, tok, pref_rows, recipe.data.max_length)
+            logps[name] = pair_logps(model, tok, pref_rows, recipe.report.max_length)
         del model
         gc.collect()
     write_jsonl(out_dir / "generations.jsonl", records)
     return gens, logps
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    from align.runinfo import write_atomic
-
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def compare(task_scores: dict, n_boot: int, seed: int, variant: str = "sft_dpo") -> dict[str, dict]:
@@ -148,7 +142,7 @@ def compare(task_scores: dict, n_boot: int, seed: int, variant: str = "sft_dpo")
     return deltas
 
 
-def task_section(task: str, rows: list[dict], gens: dict, recipe: Recipe) -> dict:
+def task_section(task: str, rows: list[dict], gens: dict, recipe: ReportRecipe) -> dict:
     scores = {v: score_task(task, gens[v][task], rows, drug_lexicon()) for v in gens if task in gens[v]}
     any_scores = next(iter(scores.values()))
     section = {
@@ -235,14 +229,15 @@ def domain_section(stage_dir: str) -> dict:
     return {"stage": stage_dir, "perplexity": ppl} if ppl else {}
 
 
-def run_report(recipe: Recipe) -> RunResult:
+def run_report(recipe: ReportRecipe) -> RunResult:
     started = time.time()
     out_dir = recipe.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = available_variants(recipe)
-    tasks = by_task(read_jsonl(recipe.report.test_data), recipe.report.max_examples_per_task)
+    tasks = by_task(read_held_out(recipe.report.test_data, "sft", recipe), recipe.report.max_examples_per_task)
     tasks = {t: rows for t, rows in tasks.items() if t in SCORERS}
-    pref_groups = by_task(read_jsonl(recipe.report.pref_data), recipe.report.max_pairs_per_task)
+    pref_rows_in = read_held_out(recipe.report.pref_data, "preference", recipe)
+    pref_groups = by_task(pref_rows_in, recipe.report.max_pairs_per_task)
     pref_rows = [row for rows in pref_groups.values() for row in rows]
     hw = Hardware.detect()
     gens, logps = generate_all(recipe, variants, tasks, pref_rows, out_dir, hw)

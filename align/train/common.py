@@ -2,54 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from align.config import Recipe
+from align.config import SFTRecipe
 from align.errors import UserError
-from align.stage import CHECKPOINTS, write_metrics
+from align.stage import CHECKPOINTS, TENSORBOARD, write_metrics
+from align.trl_args import trainer_config
 
 log = logging.getLogger("align")
 
 
-def trainer_kwargs(recipe: Recipe, precision: torch.dtype, hw_cuda: bool) -> dict:
-    """Arguments shared by SFTConfig and DPOConfig, straight from the recipe."""
-    t = recipe.train
-    return {
-        "output_dir": str(recipe.output_dir / CHECKPOINTS),
-        "num_train_epochs": t.epochs,
-        "max_steps": t.max_steps,
-        "learning_rate": t.learning_rate,
-        "per_device_train_batch_size": t.batch_size,
-        "per_device_eval_batch_size": t.batch_size,
-        "gradient_accumulation_steps": t.grad_accum,
-        "warmup_steps": t.warmup_ratio,
-        "lr_scheduler_type": t.lr_scheduler,
-        "weight_decay": t.weight_decay,
-        "max_grad_norm": t.max_grad_norm,
-        "logging_steps": t.logging_steps,
-        "save_steps": t.save_steps,
-        "save_total_limit": t.save_total_limit,
-        "seed": recipe.seed,
-        "data_seed": recipe.seed,
-        "bf16": precision == torch.bfloat16,
-        "use_cpu": not hw_cuda,
-        "gradient_checkpointing": recipe.model.gradient_checkpointing,
-        "report_to": "none",
-        "dataloader_num_workers": 0,
-        "save_strategy": "steps",
-        "eval_strategy": "no",
-        "prediction_loss_only": True,
-        "disable_tqdm": False,
-        "logging_nan_inf_filter": False,  # the default hides a NaN loss behind the window average; we stop on it
-    }
+def trainer_args(recipe: SFTRecipe, precision: torch.dtype, hw_cuda: bool, **align_set: Any):
+    """The stage's TRL config (align/trl_args.py) writing checkpoints into the stage directory."""
+    out = str(recipe.output_dir / CHECKPOINTS)
+    return trainer_config(recipe.stage, recipe.train, out, recipe.seed, precision, hw_cuda, **align_set)
+
+
+@contextlib.contextmanager
+def tensorboard_logs(out_dir: Path) -> Iterator[None]:
+    """Trainers made inside the block write TensorBoard curves (`train.report_to: tensorboard`) to <stage>/tensorboard
+    rather than under checkpoints/: transformers' callback reads TENSORBOARD_LOGGING_DIR when it is created."""
+    old = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out_dir / TENSORBOARD)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = old
 
 
 class NonFiniteGuard(TrainerCallback):

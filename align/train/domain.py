@@ -12,9 +12,9 @@ import logging
 import time
 
 from datasets import Dataset
-from trl import SFTConfig, SFTTrainer
+from trl import SFTTrainer
 
-from align.config import Recipe
+from align.config import DomainRecipe
 from align.data.corpus import load_corpus, with_default_corpus
 from align.data.load import check_phi
 from align.errors import UserError
@@ -22,19 +22,14 @@ from align.logps import compact_scoring
 from align.models import Hardware, load_model, peft_config, select_precision
 from align.runinfo import data_fingerprint, save_run_info
 from align.stage import RunResult, last_checkpoint, save_final
-from align.train.common import NonFiniteGuard, save_metrics
+from align.train.common import NonFiniteGuard, save_metrics, tensorboard_logs, trainer_args
 from align.train.perplexity import perplexity, score_documents
-from align.train.sft import trl_sft_config
 
 log = logging.getLogger("align")
 CURVES = ("loss", "mean_token_accuracy", "learning_rate")
 
 
-def domain_config(recipe: Recipe, precision, hw: Hardware) -> SFTConfig:
-    return trl_sft_config(recipe, precision, hw, "bfd_split", dataset_text_field="text")
-
-
-def check_domain_recipe(recipe: Recipe) -> None:
+def check_domain_recipe(recipe: DomainRecipe) -> None:
     if not recipe.lora.enabled:
         raise UserError("the domain stage trains a LoRA adapter", "set lora.enabled: true in the domain recipe")
     if recipe.lora.domain_adapter:
@@ -57,7 +52,7 @@ def held_out_perplexity(model, tokenizer, texts: list[str], max_length: int) -> 
     }
 
 
-def run_domain(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
+def run_domain(recipe: DomainRecipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
     started = time.time()
     check_domain_recipe(recipe)
     recipe.data = with_default_corpus(recipe.data)
@@ -71,20 +66,21 @@ def run_domain(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -
     out_dir.mkdir(parents=True, exist_ok=True)
     save_run_info(out_dir, recipe, {"train": data_fingerprint(train_docs), "eval": data_fingerprint(eval_docs)})
     guard = NonFiniteGuard()
-    trainer = SFTTrainer(
-        model=model,
-        args=domain_config(recipe, precision, hw),
-        train_dataset=Dataset.from_list([{"text": d["text"]} for d in train_docs]),
-        processing_class=tokenizer,
-        peft_config=peft_config(recipe.lora),
-        callbacks=[guard, *callbacks],
-    )
+    with tensorboard_logs(out_dir):
+        trainer = SFTTrainer(
+            model=model,
+            args=trainer_args(recipe, precision, hw.cuda),
+            train_dataset=Dataset.from_list([{"text": d["text"]} for d in train_docs]),
+            processing_class=tokenizer,
+            peft_config=peft_config(recipe.lora),
+            callbacks=[guard, *callbacks],
+        )
     with compact_scoring():
         trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
     final = save_final(trainer.model, tokenizer, out_dir)
     texts = [d["text"] for d in eval_docs]
-    ppl = held_out_perplexity(trainer.model, tokenizer, texts, recipe.train.pack_length)
+    ppl = held_out_perplexity(trainer.model, tokenizer, texts, trainer.args.max_length)
     log.info("held-out perplexity: base %.3f -> domain %.3f (%d tokens)", ppl["base"], ppl["domain"], ppl["tokens"])
     extra = {"train_docs": len(train_docs), "eval_docs": len(eval_docs), "precision": str(precision), "perplexity": ppl}
     metrics = save_metrics(out_dir, trainer, CURVES, started, extra)

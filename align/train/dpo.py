@@ -6,9 +6,8 @@ import logging
 import time
 
 from datasets import Dataset
-from trl import DPOConfig
 
-from align.config import Recipe
+from align.config import DPORecipe
 from align.data.collate import render_pair
 from align.data.load import check_phi, load_stage_data
 from align.embedded import align_home
@@ -16,8 +15,7 @@ from align.errors import UserError
 from align.models import Hardware, load_model, peft_config, select_precision
 from align.runinfo import data_fingerprint, save_run_info
 from align.stage import RunResult, last_checkpoint, require_complete, save_final, start_weights
-from align.train.common import NonFiniteGuard, save_metrics
-from align.train.common import trainer_kwargs as common_kwargs
+from align.train.common import NonFiniteGuard, save_metrics, tensorboard_logs, trainer_args
 from align.train.dpo_trainer import AlignDPOTrainer
 
 log = logging.getLogger("align")
@@ -28,40 +26,27 @@ def pair_dataset(tokenizer, rows: list[dict], max_length: int) -> Dataset:
     return Dataset.from_list([render_pair(tokenizer, r, max_length) for r in rows])
 
 
-def dpo_config(recipe: Recipe, precision, hw: Hardware) -> DPOConfig:
-    return DPOConfig(
-        **common_kwargs(recipe, precision, hw.cuda),
-        beta=recipe.dpo.beta,
-        loss_type=list(recipe.dpo.loss_type),
-        loss_weights=list(recipe.dpo.loss_weights) or None,
-        label_smoothing=recipe.dpo.label_smoothing,
-        max_length=recipe.data.max_length,
-        precompute_ref_log_probs=recipe.dpo.ref_cache,
-        precompute_ref_batch_size=recipe.train.batch_size,
-        remove_unused_columns=False,
-        dataset_num_proc=None,
-    )
-
-
-def build_trainer(recipe: Recipe, model, tokenizer, train_rows, eval_rows, hw: Hardware, callbacks=()):
+def build_trainer(recipe: DPORecipe, model, tokenizer, train_rows, eval_rows, hw: Hardware, callbacks=()):
     precision = select_precision(recipe.model.precision, hw)
     train_ds = pair_dataset(tokenizer, train_rows, recipe.data.max_length)
     eval_ds = pair_dataset(tokenizer, eval_rows, recipe.data.max_length) if eval_rows else None
+    args = trainer_args(recipe, precision, hw.cuda, max_length=recipe.data.max_length)
+    cache = align_home() / "refcache" if recipe.dpo.ref_cache and args.precompute_ref_log_probs else None
     return AlignDPOTrainer(
         model=model,
-        args=dpo_config(recipe, precision, hw),
+        args=args,
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         peft_config=peft_config(recipe.lora),
         callbacks=list(callbacks),
-        pack_length=recipe.train.pack_length,
-        packing=recipe.train.packing,
-        ref_cache_dir=align_home() / "refcache" if recipe.dpo.ref_cache else None,
+        pack_length=recipe.dpo.pack_length,
+        packing=args.padding_free,
+        ref_cache_dir=cache,
     )
 
 
-def run_dpo(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
+def run_dpo(recipe: DPORecipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
     started = time.time()
     if recipe.lora.domain_adapter:
         raise UserError(
@@ -71,7 +56,7 @@ def run_dpo(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
     out_dir = recipe.output_dir
     sft_dir = require_complete(recipe.dpo.init_from, "SFT", "run `make sft` first (or set dpo.init_from)")
     start = start_weights(sft_dir)
-    train_rows, eval_rows = load_stage_data(recipe.data, "preference", recipe.seed)
+    train_rows, eval_rows = load_stage_data(recipe.data, "preference", recipe.seed, recipe.model.allow_network)
     check_phi(recipe.data, train_rows + eval_rows, allow_phi)
     hw = Hardware.detect()
     model, tokenizer = load_model(recipe.model, str(start.resolve()), hw)
@@ -80,7 +65,8 @@ def run_dpo(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
     fps = {"train": data_fingerprint(train_rows), "eval": data_fingerprint(eval_rows)}
     save_run_info(out_dir, recipe, fps, {"reference_model": str(start)})
     guard = NonFiniteGuard()
-    trainer = build_trainer(recipe, model, tokenizer, train_rows, eval_rows, hw, [guard, *callbacks])
+    with tensorboard_logs(out_dir):
+        trainer = build_trainer(recipe, model, tokenizer, train_rows, eval_rows, hw, [guard, *callbacks])
     trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
     eval_metrics = trainer.evaluate() if eval_rows else {}

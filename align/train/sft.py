@@ -10,9 +10,9 @@ import logging
 import time
 
 from datasets import Dataset
-from trl import SFTConfig, SFTTrainer
+from trl import SFTTrainer
 
-from align.config import Recipe
+from align.config import SFTRecipe
 from align.data.collate import render_sft
 from align.data.load import check_phi, load_stage_data
 from align.logps import compact_scoring
@@ -20,60 +20,45 @@ from align.models import Hardware, load_model, select_precision
 from align.runinfo import data_fingerprint, save_run_info
 from align.stage import RunResult, last_checkpoint, save_final, save_merged, write_marker
 from align.train.adapters import attach_task_adapter, merged_copy, resolve_domain, saved_adapters, stacking_callbacks
-from align.train.common import NonFiniteGuard, save_metrics, trainer_kwargs
+from align.train.common import NonFiniteGuard, save_metrics, tensorboard_logs, trainer_args
 
 log = logging.getLogger("align")
+SFT_CURVES = ("loss", "mean_token_accuracy", "learning_rate", "eval_loss")
 
 
 def sft_dataset(tokenizer, rows: list[dict], max_length: int) -> Dataset:
     return Dataset.from_list([render_sft(tokenizer, r, max_length) for r in rows])
 
 
-def sft_config(recipe: Recipe, precision, hw: Hardware) -> SFTConfig:
-    return trl_sft_config(recipe, precision, hw, "bfd", completion_only_loss=True)
-
-
-def trl_sft_config(recipe: Recipe, precision, hw: Hardware, packing_strategy: str, **extra) -> SFTConfig:
-    """TRL's SFTConfig for a recipe; shared by SFT ("bfd") and the domain stage ("bfd_split": a document longer than
-    a bin continues in the next bins instead of being cut at pack_length)."""
-    kwargs = trainer_kwargs(recipe, precision, hw.cuda)
-    if recipe.train.packing:
-        # TRL packs SFT well already: best-fit decreasing bins of pack_length, padding-free, position_ids per sequence.
-        # One bin is one micro-batch row; batch_size counts bins.
-        kwargs.update(
-            packing=True, packing_strategy=packing_strategy, padding_free=True, max_length=recipe.train.pack_length
-        )
-    else:
-        kwargs.update(max_length=recipe.data.max_length)
-    return SFTConfig(**kwargs, **extra, dataset_num_proc=None)
-
-
-def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
+def run_sft(recipe: SFTRecipe, allow_phi: bool = False, callbacks: tuple = ()) -> RunResult:
     started = time.time()
     out_dir = recipe.output_dir
     domain = resolve_domain(recipe.lora)
-    train_rows, eval_rows = load_stage_data(recipe.data, "sft", recipe.seed)
+    train_rows, eval_rows = load_stage_data(recipe.data, "sft", recipe.seed, recipe.model.allow_network)
     check_phi(recipe.data, train_rows + eval_rows, allow_phi)
     hw = Hardware.detect()
     precision = select_precision(recipe.model.precision, hw)
     model, tokenizer = load_model(recipe.model, hw=hw)
     model, task_lora = attach_task_adapter(model, recipe.lora, domain, recipe.seed)
     train_ds = sft_dataset(tokenizer, train_rows, recipe.data.max_length)
-    log.info("SFT: %d train rows, precision %s", len(train_rows), precision)
+    eval_ds = sft_dataset(tokenizer, eval_rows, recipe.data.max_length) if eval_rows else None
+    log.info("SFT: %d train rows, %d eval rows, precision %s", len(train_rows), len(eval_rows), precision)
     out_dir.mkdir(parents=True, exist_ok=True)
     domain_info = {"domain_adapter": domain.record()} if domain else {}
     save_run_info(
         out_dir, recipe, {"train": data_fingerprint(train_rows), "eval": data_fingerprint(eval_rows)}, domain_info
     )
     guard = NonFiniteGuard()
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_config(recipe, precision, hw),
-        train_dataset=train_ds,
-        processing_class=tokenizer,
-        peft_config=task_lora,
-        callbacks=[guard, *stacking_callbacks(model), *callbacks],
-    )
+    with tensorboard_logs(out_dir):
+        trainer = SFTTrainer(
+            model=model,
+            args=trainer_args(recipe, precision, hw.cuda),
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tokenizer,
+            peft_config=task_lora,
+            callbacks=[guard, *stacking_callbacks(model), *callbacks],
+        )
     with compact_scoring():
         trainer.train(resume_from_checkpoint=last_checkpoint(out_dir))
     guard.fail_if_tripped(out_dir)
@@ -84,7 +69,7 @@ def run_sft(recipe: Recipe, allow_phi: bool = False, callbacks: tuple = ()) -> R
     metrics = save_metrics(
         out_dir,
         trainer,
-        ("loss", "mean_token_accuracy", "learning_rate"),
+        SFT_CURVES,
         started,
         {"train_rows": len(train_rows), "eval_rows": len(eval_rows), "precision": str(precision), **domain_info},
     )

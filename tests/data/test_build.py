@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from align.data.build import FILES, build_bundled, build_rows, dataset_stats, parse_error_mix, read_jsonl
+from align.data.build import FILES, build_bundled, build_rows, dataset_stats, parse_error_mix
+from align.runinfo import read_jsonl
 from align.data.tasks import DEFAULT_SIZES
 from align.data.tasks import notes as notes_corpus
 from align.errors import UserError

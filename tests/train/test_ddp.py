@@ -26,9 +26,15 @@ from align.train.sft import run_sft
 
 # 12 toy rows of 56..69 tokens pack into 6 bins of <= 128 tokens: 3 steps of 2 bins, and 12 pairs make 3 steps of
 # 2 x 2 pairs; both divide evenly, so no rank ever gets a padded (repeated) last batch.
-COMMON = ("train.max_steps=-1", "train.epochs=1", "train.logging_steps=1", "train.save_steps=2", "lora.dropout=0.0")
-SFT = (*COMMON, "train.batch_size=1", "train.pack_length=128", "train.learning_rate=1e-3")
-DPO = (*COMMON, "train.batch_size=2", "train.learning_rate=1e-3")
+COMMON = (
+    "train.max_steps=-1",
+    "train.num_train_epochs=1",
+    "train.logging_steps=1",
+    "train.save_steps=2",
+    "lora.dropout=0.0",
+)
+SFT = (*COMMON, "train.per_device_train_batch_size=1", "train.max_length=128", "train.learning_rate=1e-3")
+DPO = (*COMMON, "train.per_device_train_batch_size=2", "train.learning_rate=1e-3")
 # fp32 throughout; the two runs differ only in summation order (gloo all-reduce vs accumulating in .grad), ~1e-7
 # relative per step. 1e-4 leaves room for 3 Adam steps to amplify that and still fails on any real mismatch: one
 # swapped micro-batch or a loss scaled by the world size moves these losses by >1e-2.
@@ -87,14 +93,16 @@ def _assert_same_adapter(single: Path, ddp: Path) -> None:
 
 
 def test_ddp_two_ranks_match_one_process_with_grad_accum(tiny_recipe, tmp_path):
-    sft_recipe = tiny_recipe("sft", *SFT, "train.grad_accum=2")
+    sft_recipe = tiny_recipe("sft", *SFT, "train.gradient_accumulation_steps=2")
     single_sft = run_sft(sft_recipe).out_dir
-    dpo_recipe = tiny_recipe("dpo", *DPO, "train.grad_accum=2")  # both DPO runs start from the 1-process SFT
+    dpo_recipe = tiny_recipe(
+        "dpo", *DPO, "train.gradient_accumulation_steps=2"
+    )  # both DPO runs start from the 1-process SFT
     single_dpo = run_dpo(dpo_recipe).out_dir
 
     ddp_root = tmp_path / "ddp"
-    _torchrun("sft", sft_recipe, ddp_root, tmp_path, ("train.grad_accum=1",))
-    _torchrun("dpo", dpo_recipe, ddp_root, tmp_path, ("train.grad_accum=1",))
+    _torchrun("sft", sft_recipe, ddp_root, tmp_path, ("train.gradient_accumulation_steps=1",))
+    _torchrun("dpo", dpo_recipe, ddp_root, tmp_path, ("train.gradient_accumulation_steps=1",))
     ddp_sft, ddp_dpo = ddp_root / "default" / "sft", ddp_root / "default" / "dpo"
 
     for single, ddp, keys in (
