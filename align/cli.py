@@ -27,10 +27,11 @@ def _stage(args: argparse.Namespace) -> int:
 
         from accelerate import PartialState
 
-        state = PartialState()
-        if state.is_main_process:  # under torchrun every rank runs this line; only rank 0 may delete
+        from align.runinfo import is_main_process
+
+        if is_main_process():  # under torchrun every rank runs this line; only rank 0 may delete
             shutil.rmtree(out, ignore_errors=True)
-        state.wait_for_everyone()
+        PartialState().wait_for_everyone()
     log.info("recipe %s -> %s", args.recipe, out)
     run = _runner(args.command)
     result = run(recipe, allow_phi=args.allow_phi) if training else run(recipe)

@@ -73,8 +73,8 @@ def check_requirements(cfg: ModelConfig, hw: Hardware) -> None:
     select_attn_implementation(cfg.attn_implementation, hw)
 
 
-def set_offline(allow_network: bool) -> None:
-    """Nothing is fetched at run time unless the recipe opts in."""
+def apply_network_policy(allow_network: bool) -> None:
+    """Nothing is fetched at run time unless the recipe opts in: without `allow_network` the HF libraries go offline."""
     if not allow_network:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -98,12 +98,17 @@ def resolve_model_path(name: str, allow_network: bool = False) -> str:
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
+    """The tokenizer of a local model directory or cached hub id; it must have a chat template (pad = eos if unset)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot load the tokenizer at {path} ({first})", "give a local model directory") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    if tok.chat_template is None:
+    if not getattr(tok, "chat_template", None):
         raise UserError(f"the tokenizer at {path} has no chat template", "use an instruct/chat model")
     return tok
 
@@ -114,7 +119,7 @@ def load_model(cfg: ModelConfig, path: str | None = None, hw: Hardware | None = 
 
     hw = hw or Hardware.detect()
     check_requirements(cfg, hw)
-    set_offline(cfg.allow_network)
+    apply_network_policy(cfg.allow_network)
     path = path or resolve_model_path(cfg.name, cfg.allow_network)
     attn = select_attn_implementation(cfg.attn_implementation, hw)
     log.info("attention implementation: %s", attn)

@@ -123,6 +123,8 @@ def validate_path(
     """Read and convert everything at `path` (and `eval_path`); raises UserError on unreadable input."""
     mapping = parse_columns_arg(columns) if isinstance(columns, str) else columns
     if isinstance(tokenizer, str):
+        from align.models import load_tokenizer
+
         tokenizer = load_tokenizer(tokenizer)
 
     def convert(p: str | Path) -> ConvertResult:
@@ -196,21 +198,6 @@ def _length(messages: list[dict[str, str]], tokenizer: Any) -> int:
     if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding by default
         ids = ids["input_ids"]
     return len(ids)
-
-
-def load_tokenizer(name: str) -> Any:
-    """A HF tokenizer from a local path or cached hub id; it must have a chat template."""
-    from transformers import AutoTokenizer  # lazy: transformers is slow to import
-
-    try:
-        tok = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as e:
-        raise UserError(
-            f"cannot load tokenizer '{name}' ({e})", "give a local model directory or a cached hub id"
-        ) from None
-    if not getattr(tok, "chat_template", None):
-        raise UserError(f"tokenizer '{name}' has no chat template", "use the tokenizer of the chat model you train")
-    return tok
 
 
 def _prompt_key(row: dict[str, Any]) -> str:
