@@ -84,15 +84,15 @@ class DPOSection:
 class ReportSection:
     sft: str = "outputs/default/sft"
     dpo: str = "outputs/default/dpo"
-    test_data: str = "data/clinical/sft_test.jsonl"
-    pref_data: str = "data/clinical/pref_test.jsonl"
+    # held-out rows to answer and pairs to score, declared like data.train (any file, columns, shape, task); empty:
+    # what the SFT / DPO stages held out (their heldout.jsonl). Prompts a compared stage trained on are never scored.
+    test_data: list[DatasetConfig] = field(default_factory=list)
+    pref_data: list[DatasetConfig] = field(default_factory=list)
     variants: list[str] = field(default_factory=lambda: ["base", "sft", "sft_dpo"])
     max_examples_per_task: int = 0  # test prompts per task (0 = all)
     max_pairs_per_task: int = 0  # held-out preference pairs per task (0 = all)
     batch_size: int = 16
-    max_new_tokens: dict[str, int] = field(
-        default_factory=lambda: {"triage": 48, "provider_routing": 32, "reasoning": 48, "summarization": 160}
-    )
+    max_new_tokens: dict[str, int] = field(default_factory=dict)  # per task; default: the task's own budget
     max_length: int = 768  # tokens per held-out pair (prompt + answer) when scoring preference log-probs
     n_boot: int = 2000
     extra_dpo: dict[str, str] = field(default_factory=dict)  # more DPO runs to compare with SFT: name -> stage dir
@@ -132,14 +132,22 @@ class Recipe:
 
 
 @dataclass
-class SFTRecipe(Recipe):
+class TrainingRecipe(Recipe):
+    """A stage that trains: a LoRA, data and TRL's trainer settings."""
+
     lora: LoraConfig = field(default_factory=LoraConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    train: dict[str, Any] = field(default_factory=dict)  # trl.SFTConfig fields (align/trl_args.py)
+    train: dict[str, Any] = field(default_factory=dict)  # the stage's TRL config fields (align/trl_args.py)
 
 
 @dataclass
-class DomainRecipe(SFTRecipe):
+class SFTRecipe(TrainingRecipe):
+    # tasks the data's rows belong to, declared without code (align/tasks/declare.py); checked on every row
+    tasks: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DomainRecipe(TrainingRecipe):
     """The domain stage: `data` is a text corpus, `train` is trl.SFTConfig for language modelling."""
 
 
@@ -151,12 +159,14 @@ class DPORecipe(SFTRecipe):
 @dataclass
 class ReportRecipe(Recipe):
     report: ReportSection = field(default_factory=ReportSection)
+    tasks: dict[str, Any] = field(default_factory=dict)  # on top of those the compared stages declared
 
 
 @dataclass
 class PairsRecipe(Recipe):
     data: DataConfig = field(default_factory=DataConfig)  # data.tasks / limit_per_task pick the prompts
     pairs: PairsSection = field(default_factory=PairsSection)
+    tasks: dict[str, Any] = field(default_factory=dict)  # on top of those the SFT stage declared
 
 
 RECIPES: dict[str, type[Recipe]] = {
@@ -241,7 +251,12 @@ def _check_recipe(recipe: Recipe, path: str, lines: dict[str, int]) -> None:
             path,
             lines.get("run_name"),
         )
-    if isinstance(recipe, SFTRecipe):
+    if hasattr(recipe, "tasks"):
+        from align.tasks import check_declarations
+
+        elsewhere = recipe.stage in ("report", "pairs")  # may change tasks the stages they read declared
+        recipe.tasks = check_declarations(recipe.tasks, path, lines, elsewhere)
+    if isinstance(recipe, TrainingRecipe):
         from align.trl_args import check_train
 
         recipe.train = check_train(recipe.stage, recipe.train, path, lines)

@@ -95,7 +95,7 @@ def read_jsonl(path: Path | str) -> list[dict]:
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     """One JSON object per line, written atomically."""
-    return write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return write_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -8,6 +8,9 @@ from, the stamp the report's generation cache keys on, the domain-adapter marker
       tensorboard/         training curves, with `train.report_to: tensorboard` (`tensorboard --logdir outputs`)
       metrics.json         loss curves, tokens, wall time, stage extras; written last, so it marks completion
       recipe.yaml          the resolved recipe;  versions.json: libraries, data fingerprints, seed
+      heldout.jsonl        the eval rows it held out (data.eval, or carved by data.test_split_size): what the
+                           report scores by default
+      trained_prompts.json sha256 of every prompt it trained on: the report never scores one of those
       domain_adapter.json  the domain adapter a task adapter was trained on (two-step PEFT), when there is one
 
 Every stage, the report, the pair generator and the diagnostics import this module; nobody else knows the layout.
@@ -24,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from align.errors import UserError
-from align.runinfo import is_main_process, write_json
+from align.runinfo import is_main_process, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("align")
 FINAL, MERGED, CHECKPOINTS, TENSORBOARD = "final", "merged", "checkpoints", "tensorboard"
 METRICS, RECIPE, MARKER = "metrics.json", "recipe.yaml", "domain_adapter.json"
+HELDOUT, TRAINED = "heldout.jsonl", "trained_prompts.json"
 MODEL_PARTS = (FINAL, MERGED, MARKER)  # the files that define a stage's model
 
 
@@ -157,6 +161,19 @@ def _save_swapped(model, tokenizer, target: Path, **save_kwargs) -> Path:
     return target
 
 
+def prompt_key(prompt: list[dict]) -> str:
+    """sha256 of a prompt's messages (canonical JSON): how stages and the report recognise the same prompt."""
+    return hashlib.sha256(json.dumps(prompt, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def save_split(stage_dir: Path, train_rows: list[dict], eval_rows: list[dict]) -> None:
+    """heldout.jsonl (the eval rows, as read) and trained_prompts.json (keys of the train prompts); rank 0 only."""
+    if not is_main_process():
+        return
+    write_jsonl(Path(stage_dir) / HELDOUT, [dict(r) for r in eval_rows])
+    write_json(Path(stage_dir) / TRAINED, sorted({prompt_key(r["prompt"]) for r in train_rows}))
+
+
 def write_metrics(stage_dir: Path, metrics: dict) -> None:
     """metrics.json, written last by every stage: with final/ it marks the stage complete (rank 0 only)."""
     if is_main_process():
@@ -169,6 +186,18 @@ def write_metrics(stage_dir: Path, metrics: dict) -> None:
 def read_metrics(stage_dir: Path | str) -> dict:
     path = Path(stage_dir) / METRICS
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def read_heldout(stage_dir: Path | str) -> list[dict]:
+    """The eval rows a stage held out (none when it saved none)."""
+    path = Path(stage_dir) / HELDOUT
+    return read_jsonl(path) if path.is_file() else []
+
+
+def trained_prompts(stage_dir: Path | str) -> set[str]:
+    """Keys (`prompt_key`) of the prompts a stage trained on (empty for runs older than this file)."""
+    path = Path(stage_dir) / TRAINED
+    return set(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else set()
 
 
 def read_recipe(stage_dir: Path | str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from align.models import (
     select_attn_implementation,
     select_precision,
 )
-from align.pairs.score import check_scorable
+from align.tasks import BUILTIN
 from align.train.common import trainer_args
 from align.trl_args import DEFAULTS
 
@@ -77,9 +77,9 @@ def test_recipe_builds_the_pinned_trainer_and_lora_configs(path, tmp_path, monke
         assert recipe.report.sft == f"{recipe.output_root}/{recipe.run_name}/sft"
         assert recipe.report.dpo == f"{recipe.output_root}/{recipe.run_name}/dpo"
         return
-    if recipe.stage == "pairs":  # no trainer: the SFT model it samples, and a scorer for every task it pairs
+    if recipe.stage == "pairs":  # no trainer: the SFT model it samples, and a task definition for every task it pairs
         assert recipe.pairs.sft == f"{recipe.output_root}/{recipe.run_name}/sft"
-        check_scorable(set(recipe.data.tasks))
+        assert set(recipe.data.tasks) <= set(BUILTIN)
         return
     extra = {"max_length": recipe.data.max_length} if recipe.stage == "dpo" else {}
     args = trainer_args(recipe, torch.float32, CPU.cuda, **extra)

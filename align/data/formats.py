@@ -82,7 +82,7 @@ def to_canonical(
         try:
             parts = spec.convert(row, rec, min_score_margin)
             n = len(result.rows)
-            result.rows.append(_finish(parts, row, rec, kind, task, system_prompt, n, own_format))
+            result.rows.append(_finish(parts, row, rec, kind, task, system_prompt, n, own_format, mapping.values()))
         except DropRow as drop:
             dropped[drop.reason] += 1
     result.dropped = dict(dropped)
@@ -183,6 +183,7 @@ def _finish(
     system: str | None,
     n: int,
     own_format: bool,
+    mapped: Iterable[str] = (),
 ) -> Row:
     prompt, answers = parts["prompt"], {k: parts[k] for k in ANSWERS[kind]}
     if not any(m["content"].strip() for m in prompt if m["role"] != "system"):
@@ -200,7 +201,10 @@ def _finish(
         kept = {k: v for k, v in row.items() if k not in consumed}  # id, task, meta and extra keys as written
         return Row({**kept, "prompt": prompt, **answers} | ({} if "meta" in row else {"meta": {}}), rec.source)
     row_task = own_task or task
-    meta = {**(row["meta"] if isinstance(row.get("meta"), dict) else {}), **parts.get("meta", {})}
+    # the file's other columns (a gold label, options, facts...) go into meta, where a declared task finds them
+    consumed = set(mapped) | set(CANONICAL_COLUMNS) | {"id"}
+    extra = {k: v for k, v in rec.data.items() if k not in consumed}
+    meta = {**extra, **(row["meta"] if isinstance(row.get("meta"), dict) else {}), **parts.get("meta", {})}
     meta["location" if "source" in meta else "source"] = rec.source
     return Row({"id": f"{row_task}-{n}", "task": row_task, "prompt": prompt, **answers, "meta": meta}, rec.source)
 

@@ -28,12 +28,10 @@ from typing import Any
 
 from align.data.readers import Record, _decoded_lines, read_records
 from align.errors import UserError
+from align.tasks.builtin import MEDQA, PUBMEDQA
 
-MCQ_INSTRUCTION = "Answer the multiple-choice question. Reply with 'Answer: X' (the option letter) on the first line."
-PUBMEDQA_INSTRUCTION = (
-    "Answer the research question using the abstract excerpts. Reply with 'Answer: yes', 'Answer: no' or "
-    "'Answer: maybe' on the first line."
-)
+MCQ_INSTRUCTION = MEDQA.instruction  # the tasks own their instructions: align/tasks/builtin.py
+PUBMEDQA_INSTRUCTION = PUBMEDQA.instruction
 PUBMEDQA_DECISIONS = ("yes", "no", "maybe")
 DIALOGUE_RULE = "Use only what was said."
 MTS_SECTIONS = {

@@ -19,9 +19,9 @@ from typing import Literal
 from align.config import DataConfig, DatasetConfig, PairsRecipe, PairsSection, to_dict
 from align.data.load import ensure_bundled, load_split
 from align.errors import UserError
-from align.pairs.score import check_scorable, score_answer
 from align.pairs.select import Candidate, Pair, balance_directions, select_pair
 from align.runinfo import library_versions, write_json, write_jsonl
+from align.tasks import Task, registry, task_for
 
 log = logging.getLogger("align")
 DEFAULT_MAX_NEW_TOKENS = 64  # tasks missing from pairs.max_new_tokens
@@ -109,9 +109,14 @@ def sample_answers(
     return answers, seconds
 
 
-def _candidate(task: str, text: str, row: dict, source: Literal["sample", "reference"]) -> Candidate:
-    s = score_answer(task, text, row)
+def _candidate(task: Task, text: str, row: dict, source: Literal["sample", "reference"]) -> Candidate:
+    s = task.pair_score(text, row)
     return Candidate(text, s.score, s.error_type, source, s.prediction)
+
+
+def directions(tasks: dict[str, Task]) -> dict[str, tuple[str, str]]:
+    """The two error directions (under-, over-call) of every ordinal task, for balancing the rejected answers."""
+    return {name: t.call_names for name, t in tasks.items() if getattr(t, "ordinal", False)}
 
 
 def pair_row(row: dict, pair: Pair) -> dict:
@@ -135,18 +140,20 @@ def pair_row(row: dict, pair: Pair) -> dict:
     }
 
 
-def build_pairs(rows: list[dict], answers: list[list[str]], cfg: PairsSection, seed: int) -> tuple[list[dict], dict]:
-    """Score every answer, select one pair per prompt, balance; (pair rows, counts per task)."""
+def build_pairs(
+    rows: list[dict], answers: list[list[str]], cfg: PairsSection, seed: int, tasks: dict[str, Task]
+) -> tuple[list[dict], dict]:
+    """Score every answer with its task's pair score, select one pair per prompt, balance; (pair rows, counts)."""
     stats: dict[str, dict] = defaultdict(
         lambda: {"prompts": 0, "kept": 0, "dropped_gap": 0, "dropped_identical": 0, "dropped_balance": 0}
     )
     samples_seen: dict[str, Counter] = defaultdict(Counter)
     pairs: list[dict] = []
     for row, texts in zip(rows, answers, strict=True):
-        task = row["task"]
-        candidates = [_candidate(task, t, row, "sample") for t in texts]
+        task, scorer = row["task"], task_for(row["task"], tasks)
+        candidates = [_candidate(scorer, t, row, "sample") for t in texts]
         samples_seen[task].update(c.error_type for c in candidates)
-        reference = _candidate(task, reference_text(row), row, "reference") if cfg.include_reference else None
+        reference = _candidate(scorer, reference_text(row), row, "reference") if cfg.include_reference else None
         pair, outcome = select_pair(candidates, reference, cfg.min_gap)
         stats[task]["prompts"] += 1
         if pair is None:
@@ -155,7 +162,7 @@ def build_pairs(rows: list[dict], answers: list[list[str]], cfg: PairsSection, s
             pairs.append(pair_row(row, pair))
     before = _count_by_task(pairs, lambda p: p["meta"]["error_type"])
     if cfg.balance:
-        pairs, dropped = balance_directions(pairs, seed)
+        pairs, dropped = balance_directions(pairs, seed, directions(tasks))
         for task, n in dropped.items():
             stats[task]["dropped_balance"] = n
     for task, s in stats.items():
@@ -184,7 +191,7 @@ def write_pairs(out: Path, pairs: list[dict], manifest: dict) -> Path:
 
 def run_pairs(recipe: PairsRecipe) -> PairsResult:
     """Load the SFT model, sample, score, select, balance and write `recipe.pairs.out` with its manifest."""
-    from align.stage import load_stage_model, require_complete
+    from align.stage import load_stage_model, read_recipe, require_complete
 
     started = time.time()
     cfg, out = recipe.pairs, Path(recipe.pairs.out)
@@ -195,13 +202,13 @@ def run_pairs(recipe: PairsRecipe) -> PairsResult:
             "use k >= 1, temperature > 0, 0 < top_p <= 1",
         )
     rows = read_prompts(recipe)
-    check_scorable({r["task"] for r in rows})
-    for row in rows:  # every gold answer scores before the model loads: a missing meta field fails in seconds
-        score_answer(row["task"], reference_text(row), row)
+    scorers = registry(read_recipe(sft_dir).get("tasks"), recipe.tasks)  # the SFT run's declarations, then ours
+    for row in rows:  # every gold answer scores before the model loads: a missing field fails in seconds
+        task_for(row["task"], scorers).pair_score(reference_text(row), row)
     model, tokenizer = load_stage_model(sft_dir, recipe.model)
     log.info("sampling %d answers for each of %d prompts from %s", cfg.k, len(rows), sft_dir)
     answers, seconds = sample_answers(model, tokenizer, rows, cfg, recipe.seed)
-    pairs, tasks = build_pairs(rows, answers, cfg, recipe.seed)
+    pairs, tasks = build_pairs(rows, answers, cfg, recipe.seed, scorers)
     for task, s in tasks.items():
         s["sample_seconds"] = seconds[task]
         log.info(

@@ -17,9 +17,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# Tasks whose errors have two directions that DPO should see equally often among the rejected answers.
-DIRECTIONS: dict[str, tuple[str, str]] = {"triage": ("under_triage", "over_triage")}
-
 
 @dataclass(frozen=True)
 class Candidate:
@@ -71,8 +68,11 @@ def select_pair(
     return pair, "kept"
 
 
-def balance_directions(rows: list[dict], seed: int) -> tuple[list[dict], dict[str, int]]:
-    """Downsample the larger error direction of each task in DIRECTIONS; (kept rows in order, dropped per task).
+def balance_directions(
+    rows: list[dict], seed: int, directions: dict[str, tuple[str, str]]
+) -> tuple[list[dict], dict[str, int]]:
+    """Downsample the larger error direction of each task in `directions` (task -> its two error types, e.g.
+    under_triage / over_triage); (kept rows in order, dropped per task).
 
     Rows are output pair rows: `task` and `meta.error_type` (the rejected answer's error type) are read.
     """
@@ -80,11 +80,11 @@ def balance_directions(rows: list[dict], seed: int) -> tuple[list[dict], dict[st
     by_direction: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
         error = row["meta"]["error_type"]
-        if error in DIRECTIONS.get(row["task"], ()):
+        if error in directions.get(row["task"], ()):
             by_direction[(row["task"], error)].append(i)
     dropped: set[int] = set()
     counts: dict[str, int] = {}
-    for task, (a, b) in DIRECTIONS.items():
+    for task, (a, b) in directions.items():
         first, second = by_direction[(task, a)], by_direction[(task, b)]
         larger, n = (first, len(second)) if len(first) > len(second) else (second, len(first))
         drop = set(larger) - set(rng.sample(larger, n))

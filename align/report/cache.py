@@ -20,6 +20,12 @@ def generation_key(model_stamp: str, prompt: list[dict], max_new_tokens: int, ba
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def loglik_key(model_stamp: str, prompt: list[dict], candidates: list[str]) -> str:
+    """The key of a log-likelihood answer: the same model and prompt, and the same candidates in the same order."""
+    payload = json.dumps([model_stamp, prompt, "loglik", candidates], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 def load_generations(path: Path) -> dict[str, str]:
     """{key: text} from a saved generations.jsonl; lines without a key (older files) are not reused."""
     if not path.is_file():

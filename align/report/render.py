@@ -24,6 +24,7 @@ from align.report import svg
 from align.report.tables import (
     DOMAIN_TITLE,
     VARIANTS,
+    context_lines,
     delta_of,
     domain_columns,
     example_fields,
@@ -104,12 +105,10 @@ def _confusion_plots(task: str, data: dict) -> list[Plot]:
     for variant, matrix in (data.get("confusion") or {}).items():
         if not matrix:
             continue
-        cols = [str(i + 1) for i in range(len(matrix[0]))]
-        if len(matrix[0]) == len(matrix) + 1:
-            cols[-1] = "unparsed"
-        rows = [str(i + 1) for i in range(len(matrix))]
+        rows = list(data.get("labels") or [str(i + 1) for i in range(len(matrix))])
+        cols = rows + ["unparsed"] if len(matrix[0]) == len(matrix) + 1 else rows
         title = f"{task} confusion: {VARIANTS.get(variant, variant)}"
-        chart = svg.heatmap(title, matrix, rows, cols, row_title="gold ESI", col_title="predicted ESI")
+        chart = svg.heatmap(title, matrix, rows, cols, row_title="gold", col_title="predicted")
         plots.append(Plot(_slug(task, "confusion", variant), title, chart, "Rows: gold; columns: predicted."))
     return plots
 
@@ -144,6 +143,7 @@ def _fence(text: str) -> str:
 
 def _md_task(task: str, data: dict, plots: list[Plot]) -> list[str]:
     lines = [f"## {task}", ""] + [f"**{_md_cell(line)}**\n" for line in verdicts(task, data)]
+    lines += [f"{line}  " for line in context_lines(data)] + ([""] if context_lines(data) else [])
     header, rows = table_rows(task, data)
     if rows:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -211,6 +211,7 @@ def _html_task(task: str, data: dict, plots: list[Plot]) -> str:
     header, rows = table_rows(task, data)
     parts = [f"<h2>{escape(task)}</h2>"]
     parts += [f'<p class="verdict {_verdict_class(line)}">{escape(line)}</p>' for line in verdicts(task, data)]
+    parts += [f'<p class="context">{escape(line)}</p>' for line in context_lines(data)]
     parts += [_html_table(header, rows) if rows else "", _html_figures(plots)]
     parts.append(_html_examples((data.get("examples") or [])[:MAX_EXAMPLES]))
     return "<section>" + "".join(parts) + "</section>"

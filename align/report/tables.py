@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from align.eval.scoring import higher_is_better
 from align.eval.stats import significance_text
 
 EXAMPLE_FIELDS = (("prompt", "Prompt"), ("gold", "Gold"), ("sft", "SFT"), ("sft_dpo", "SFT+DPO"))
@@ -58,9 +57,42 @@ def delta_of(data: dict, metric: str, variant: str = "sft_dpo") -> tuple[float, 
 
 
 def direction_of(data: dict, metric: str, variant: str = "sft_dpo") -> bool | None:
-    """The delta entry's own `higher_is_better` if it has one (custom metrics), else the built-in table."""
+    """The delta entry's own `higher_is_better`, else the task's `directions`, else higher is better."""
     entry = deltas_of(data, variant).get(metric) or {}
-    return entry["higher_is_better"] if "higher_is_better" in entry else higher_is_better(metric)
+    if "higher_is_better" in entry:
+        return entry["higher_is_better"]
+    return (data.get("directions") or {}).get(metric, True)
+
+
+SCORING_TEXT = {
+    "generate": "greedy generation, answer parsed",
+    "loglik": "log-likelihood of each candidate answer, the most likely one taken (lm-evaluation-harness convention)",
+}
+
+
+def context_lines(data: dict) -> list[str]:
+    """What a reader needs beside the numbers: how answers were scored, what chance gives, what other models got."""
+    lines = []
+    if data.get("description"):
+        lines.append(
+            f"Task: {data['description']} ({data.get('type', 'task')}, {data.get('n', '?')} held-out prompts)."
+        )
+    if data.get("scoring"):
+        lines.append(f"Scored by: {SCORING_TEXT.get(data['scoring'], data['scoring'])}.")
+    chance = data.get("chance") or {}
+    if chance:
+        names = {"accuracy": "a uniform guess", "majority_accuracy": "always the most common gold label"}
+        shown = "; ".join(f"{names.get(k, k)} {fmt_num(v)}" for k, v in chance.items())
+        lines.append(f"Chance level ({data.get('primary_metric', 'accuracy')}): {shown}.")
+    published = data.get("published") or []
+    if published:
+        values = ", ".join(f"{a['model']} {fmt_num(a['value'])}" for a in published)
+        first = published[0]
+        lines.append(
+            f"Other models' published results, not this run ({first.get('split') or 'their test set'}; "
+            f"{first['source']}): {values}."
+        )
+    return lines
 
 
 def verdict(task: str, data: dict, variant: str = "sft_dpo") -> str:

@@ -16,7 +16,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from align.config import SFTRecipe
+from align.config import TrainingRecipe
 from align.errors import UserError
 from align.stage import CHECKPOINTS, TENSORBOARD, write_metrics
 from align.trl_args import trainer_config
@@ -24,7 +24,7 @@ from align.trl_args import trainer_config
 log = logging.getLogger("align")
 
 
-def trainer_args(recipe: SFTRecipe, precision: torch.dtype, hw_cuda: bool, **align_set: Any):
+def trainer_args(recipe: TrainingRecipe, precision: torch.dtype, hw_cuda: bool, **align_set: Any):
     """The stage's TRL config (align/trl_args.py) writing checkpoints into the stage directory."""
     out = str(recipe.output_dir / CHECKPOINTS)
     return trainer_config(recipe.stage, recipe.train, out, recipe.seed, precision, hw_cuda, **align_set)

@@ -14,7 +14,8 @@ from align.embedded import align_home
 from align.errors import UserError
 from align.models import Hardware, load_model, peft_config, select_precision
 from align.runinfo import data_fingerprint, save_run_info
-from align.stage import RunResult, last_checkpoint, require_complete, save_final, start_weights
+from align.stage import RunResult, last_checkpoint, require_complete, save_final, save_split, start_weights
+from align.tasks import check_rows, declared
 from align.train.common import NonFiniteGuard, save_metrics, tensorboard_logs, trainer_args
 from align.train.dpo_trainer import AlignDPOTrainer
 
@@ -57,6 +58,7 @@ def run_dpo(recipe: DPORecipe, allow_phi: bool = False, callbacks: tuple = ()) -
     sft_dir = require_complete(recipe.dpo.init_from, "SFT", "run `make sft` first (or set dpo.init_from)")
     start = start_weights(sft_dir)
     train_rows, eval_rows = load_stage_data(recipe.data, "preference", recipe.seed, recipe.model.allow_network)
+    check_rows(train_rows + eval_rows, declared(recipe.tasks))
     check_phi(recipe.data, train_rows + eval_rows, allow_phi)
     hw = Hardware.detect()
     model, tokenizer = load_model(recipe.model, str(start.resolve()), hw)
@@ -64,6 +66,7 @@ def run_dpo(recipe: DPORecipe, allow_phi: bool = False, callbacks: tuple = ()) -
     out_dir.mkdir(parents=True, exist_ok=True)
     fps = {"train": data_fingerprint(train_rows), "eval": data_fingerprint(eval_rows)}
     save_run_info(out_dir, recipe, fps, {"reference_model": str(start)})
+    save_split(out_dir, train_rows, eval_rows)
     guard = NonFiniteGuard()
     with tensorboard_logs(out_dir):
         trainer = build_trainer(recipe, model, tokenizer, train_rows, eval_rows, hw, [guard, *callbacks])

@@ -18,7 +18,8 @@ from align.data.load import check_phi, load_stage_data
 from align.logps import compact_scoring
 from align.models import Hardware, load_model, select_precision
 from align.runinfo import data_fingerprint, save_run_info
-from align.stage import RunResult, last_checkpoint, save_final, save_merged, write_marker
+from align.stage import RunResult, last_checkpoint, save_final, save_merged, save_split, write_marker
+from align.tasks import check_rows, declared
 from align.train.adapters import attach_task_adapter, merged_copy, resolve_domain, saved_adapters, stacking_callbacks
 from align.train.common import NonFiniteGuard, save_metrics, tensorboard_logs, trainer_args
 
@@ -35,6 +36,7 @@ def run_sft(recipe: SFTRecipe, allow_phi: bool = False, callbacks: tuple = ()) -
     out_dir = recipe.output_dir
     domain = resolve_domain(recipe.lora)
     train_rows, eval_rows = load_stage_data(recipe.data, "sft", recipe.seed, recipe.model.allow_network)
+    check_rows(train_rows + eval_rows, declared(recipe.tasks))  # every gold answer the report will need is there
     check_phi(recipe.data, train_rows + eval_rows, allow_phi)
     hw = Hardware.detect()
     precision = select_precision(recipe.model.precision, hw)
@@ -48,6 +50,7 @@ def run_sft(recipe: SFTRecipe, allow_phi: bool = False, callbacks: tuple = ()) -
     save_run_info(
         out_dir, recipe, {"train": data_fingerprint(train_rows), "eval": data_fingerprint(eval_rows)}, domain_info
     )
+    save_split(out_dir, train_rows, eval_rows)
     guard = NonFiniteGuard()
     with tensorboard_logs(out_dir):
         trainer = SFTTrainer(

@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from align.data.tasks import DEFAULT_SIZES
-from align.data.tasks.summarization import DEFAULT_MIX, DRUGS, MEDS, build
+from align.data.tasks.summarization import DEFAULT_MIX, MEDS, build
+from align.tasks.text import DRUG_LEXICON as DRUGS
 
 DOSE = re.compile(r"\d+(?:\.\d+)? (?:mg|mcg|units)")
 

@@ -13,6 +13,7 @@ from align.cli import build_parser, main
 from align.config import PairsSection, load_recipe
 from align.data.collate import render_pair
 from align.data.load import load_stage_data
+from align.tasks import registry
 from tests.conftest import REPO, write_jsonl
 
 PAIRS_RECIPE = REPO / "recipes" / "smollm2-135m" / "pairs.yaml"
@@ -48,7 +49,7 @@ def test_build_pairs_counts_by_hand() -> None:
         ["Route to: nurse", "Route to: physician"],  # the sample equal to gold is chosen as a sample, gap 1.0
     ]
     cfg = PairsSection(k=2, min_gap=0.5, include_reference=True, balance=True)
-    pairs, stats = pairs_run.build_pairs(rows, answers, cfg, seed=0)
+    pairs, stats = pairs_run.build_pairs(rows, answers, cfg, seed=0, tasks=registry())
     # triage rejected errors before balance: over (1), under (2), over (3) -> one of the two over pairs dropped
     assert stats["triage"] == {
         "prompts": 4,
@@ -159,15 +160,28 @@ def test_without_finished_sft_says_run_make_sft(tmp_path, capsys):
     assert not (tmp_path / "onpolicy").exists()
 
 
-def test_task_without_scorer_fails_before_loading_the_model(tmp_path, capsys):
+def test_a_declared_task_missing_its_gold_fails_before_loading_the_model(tmp_path, capsys):
     sft = tmp_path / "sft"
     (sft / "final").mkdir(parents=True)  # finished on paper; loading it would fail, so nothing may load it
     (sft / "metrics.json").write_text("{}\n")
-    row = _sft_row("wound_care", 0, "Clean and dress it.", {})
+    (sft / "recipe.yaml").write_text("tasks:\n  wound_care: {type: label, labels: [clinic, ed], gold: where}\n")
+    row = _sft_row("wound_care", 0, "Answer: clinic", {})  # the SFT run declared the task: its gold must be there
     prompts = write_jsonl(tmp_path / "custom.jsonl", [row])
     assert main(_args(tmp_path, sft, prompts, "data.tasks=[]")) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no pair scorer for task 'wound_care'" in err[0] and "triage" in err[0]
+    assert len(err) == 1 and "of task 'wound_care' has no 'where' (its gold label)" in err[0]
+
+
+def test_a_task_nobody_declared_is_paired_by_closeness_to_the_gold_answer():
+    row = _sft_row("wound_care", 0, "Clean the wound and apply a dressing.", {})
+    answers = [["Clean the wound and apply a dressing today.", "Take aspirin."]]
+    cfg = PairsSection(k=2, min_gap=0.1, include_reference=False, balance=True)
+    pairs, _ = pairs_run.build_pairs([row], answers, cfg, seed=0, tasks=registry())
+    assert (
+        pairs[0]["chosen"][0]["content"].startswith("Clean the wound")
+        and pairs[0]["rejected"][0]["content"] == "Take aspirin."
+    )
+    assert pairs[0]["scores"]["chosen"] > pairs[0]["scores"]["rejected"]
 
 
 def test_help_describes_pairs_generate(capsys):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from align.pairs.run import directions
 from align.pairs.select import Candidate, balance_directions, dedupe, select_pair
+from align.tasks import registry
+
+TRIAGE = directions(registry())  # the built-in ordinal task: triage's under- and over-triage
 
 
 def _c(text: str, score: float, error: str = "wrong", source: str = "sample") -> Candidate:
@@ -10,6 +14,10 @@ def _c(text: str, score: float, error: str = "wrong", source: str = "sample") ->
 
 
 GOLD = _c("ESI level: 2\nRationale: gold", 1.0, "correct", "reference")
+
+
+def test_the_ordinal_built_in_tasks_give_their_error_directions() -> None:
+    assert TRIAGE == {"triage": ("under_triage", "over_triage")}
 
 
 def test_best_is_chosen_and_worst_sample_rejected() -> None:
@@ -69,24 +77,24 @@ def test_balance_downsamples_the_larger_direction_only() -> None:
         + [_pair_row(i, "triage", "unparseable") for i in range(5, 7)]  # not directional: kept
         + [_pair_row(i, "reasoning", "wrong") for i in range(3)]  # no directions: kept
     )
-    kept, dropped = balance_directions(rows, seed=0)
+    kept, dropped = balance_directions(rows, seed=0, directions=TRIAGE)
     assert dropped == {"triage": 3}
     errors = [r["meta"]["error_type"] for r in kept if r["task"] == "triage"]
     assert errors.count("under_triage") == errors.count("over_triage") == 1 and errors.count("unparseable") == 2
     assert len(rows) == 10 and len(kept) == 10 - 3
     assert kept == [r for r in rows if r in kept]  # input order kept
-    assert balance_directions(rows, seed=0)[0] == kept  # seeded
-    other_seeds = {balance_directions(rows, seed=s)[0][1]["id"] for s in range(20)}
+    assert balance_directions(rows, seed=0, directions=TRIAGE)[0] == kept  # seeded
+    other_seeds = {balance_directions(rows, seed=s, directions=TRIAGE)[0][1]["id"] for s in range(20)}
     assert len(other_seeds) > 1  # the kept over-triage pair depends on the seed
 
 
 def test_balance_with_one_direction_missing_drops_the_other() -> None:
     rows = [_pair_row(i, "triage", "over_triage") for i in range(3)] + [_pair_row(3, "triage", "unparseable")]
-    kept, dropped = balance_directions(rows, seed=1)
+    kept, dropped = balance_directions(rows, seed=1, directions=TRIAGE)
     assert dropped == {"triage": 3} and [r["id"] for r in kept] == ["triage-3"]
 
 
 def test_balance_leaves_balanced_and_non_directional_tasks_alone() -> None:
     rows = [_pair_row(0, "triage", "under_triage"), _pair_row(1, "triage", "over_triage"), _pair_row(2, "x", "wrong")]
-    assert balance_directions(rows, seed=0) == (rows, {"triage": 0})
-    assert balance_directions(rows[2:], seed=0) == (rows[2:], {})
+    assert balance_directions(rows, seed=0, directions=TRIAGE) == (rows, {"triage": 0})
+    assert balance_directions(rows[2:], seed=0, directions=TRIAGE) == (rows[2:], {})

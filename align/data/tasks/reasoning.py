@@ -23,12 +23,10 @@ from align.data.tasks.common import (
     resolve_mix,
     to_rows,
 )
+from align.tasks.builtin import REASONING
 
 TASK = "reasoning"
-INSTRUCTION = (
-    "Answer the multiple-choice question. Reply with 'Answer: X' (the option letter) on the first line, then "
-    "'Explanation: ...' in one or two sentences."
-)
+INSTRUCTION = REASONING.instruction  # the task's own definition: align/tasks/builtin.py
 DEFAULT_MIX = {"distractor": 0.75, "wrong_reason": 0.25}
 LETTERS = "ABCDE"
 STEMS = {

@@ -12,13 +12,11 @@ import random
 import string
 
 from align.data.tasks.common import Item, RejectedLabelPicker, Rows, add_errors, assign_splits, resolve_mix, to_rows
+from align.tasks.builtin import ROUTING
 
 TASK = "provider_routing"
 ROUTES: tuple[str, ...] = ("front_desk", "pharmacist", "nurse", "physician")  # escalation order, lowest first
-INSTRUCTION = (
-    "You sort messages sent to a clinic through its patient portal. Choose who should handle this message: "
-    "physician, nurse, pharmacist or front_desk. Answer with 'Route to: X' on the first line, then 'Reason: ...'."
-)
+INSTRUCTION = ROUTING.instruction  # the task's own definition: align/tasks/builtin.py
 DEFAULT_MIX = {"under_escalation": 0.4, "over_escalation": 0.4, "wrong_reason": 0.2}
 
 # fmt: off

@@ -3,8 +3,8 @@
 The chosen summary contains each `key_facts` string (assessment with laterality, every medication with dose and
 frequency, the allergy status, the key lab, the follow-up interval). The rejected summary is equally fluent but has
 exactly one typed error: hallucinated_fact (a drug the note never mentions), wrong_dose (one medication's dose
-changed), dropped_allergy (the allergy left out) or flipped_laterality (left <-> right). `DRUGS` is the lexicon the
-evaluator uses to spot drug mentions that the source does not support.
+changed), dropped_allergy (the allergy left out) or flipped_laterality (left <-> right). The drug names it writes are
+all in the unsupported-fact metric's lexicon (align/tasks/text.py DRUG_LEXICON; tested).
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ import re
 from dataclasses import dataclass
 
 from align.data.tasks.common import Item, RejectedLabelPicker, Rows, add_errors, assign_splits, resolve_mix, to_rows
+from align.tasks.builtin import SUMMARIZATION
 
 TASK = "summarization"
-INSTRUCTION = (
-    "Summarize this clinical note for a colleague in 3-5 sentences. Keep the assessment (with side), every "
-    "medication with its dose and frequency, allergies, the key lab result and the follow-up plan. Add nothing "
-    "that is not in the note."
-)
+INSTRUCTION = SUMMARIZATION.instruction  # the task's own definition: align/tasks/builtin.py
 DEFAULT_MIX = {"hallucinated_fact": 0.25, "wrong_dose": 0.25, "dropped_allergy": 0.25, "flipped_laterality": 0.25}
 
 # fmt: off
@@ -79,7 +76,6 @@ ROS = (
     "Sleeping poorly because of symptoms.",
     "No urinary symptoms.",
 )
-DRUGS: tuple[str, ...] = tuple(sorted({m for m, _, _ in MEDS} | {a for a, _ in ALLERGIES} | set(PLAN_DRUGS)))
 PMH = (
     "hypertension",
     "hyperlipidemia",

@@ -23,13 +23,10 @@ from align.data.tasks.common import (
     to_rows,
 )
 from align.data.tasks.triage_table import COMPLAINTS, L1_OVERRIDES, MENTAL_TEXT, Complaint
+from align.tasks.builtin import TRIAGE
 
 TASK = "triage"
-INSTRUCTION = (
-    "You are an emergency department triage nurse. Assign an Emergency Severity Index (ESI v4) level to this "
-    "patient. Answer with 'ESI level: N' (N from 1 to 5) on the first line, then 'Rationale: ...' naming the "
-    "deciding findings."
-)
+INSTRUCTION = TRIAGE.instruction  # the task's own definition: align/tasks/builtin.py
 DEFAULT_MIX = {"under_triage": 0.4, "over_triage": 0.4, "wrong_reason": 0.2}
 NEW_ALTERED = {"confused": "new confusion", "lethargic": "lethargy", "disoriented": "disorientation"}
 

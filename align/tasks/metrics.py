@@ -1,14 +1,16 @@
-"""Metric math as plain functions; the `evaluate` modules in the sub-folders and `align.eval.scoring` both call these.
+"""Metric math as plain functions, the one scoring path of every task (align/tasks/).
 
 Definitions (the report's numbers mean exactly this):
-- Labels are already parsed (see `align.eval.parse`); `None` is an unparsed answer. It is wrong for accuracy,
-  a false negative of its gold class for macro-F1, and neither under- nor over-triage.
+- Labels are already parsed (see `align.tasks.parse`); `None` is an unparsed answer. It is wrong for accuracy,
+  a false negative of its gold class for macro-F1, and neither an under- nor an over-call.
 - macro-F1: mean over the labels in gold ∪ predicted (None excluded) of F1 = 2TP / (2TP + FP + FN). A label that
   only the model predicts (never gold) therefore counts, with F1 = 0, which punishes inventing labels.
-- under-triage: predicted ESI numerically greater than gold (less urgent); over-triage: smaller (more urgent). Both
-  are shares of all examples, unparsed included in the denominator.
-- ROUGE-L F1: longest common subsequence of lower-cased word tokens (runs of letters/digits; punctuation dropped).
-  F1 = 2PR / (P + R) with P = LCS/len(prediction), R = LCS/len(reference); 0 when either side has no tokens.
+- under-call / over-call on an ordinal scale listed from most to least severe (ESI 1..5): a prediction later in the
+  list than gold is an under-call (under-triage: less urgent), earlier an over-call. Both are shares of all
+  examples, unparsed included in the denominator. Error cost: cost[gold][predicted], 0 when right; an unparsed
+  answer costs the worst cost of the matrix (an unreadable answer is as bad as the worst error).
+- ROUGE-1/2/L/Lsum F1: Google's `rouge_score` with the Porter stemmer, as the published ACI-Bench and MTS-Dialog
+  numbers are computed (Lsum splits sentences on newlines); 0 when either side has no tokens.
 - key-fact recall: share of key facts whose normalised text (lower case, whitespace collapsed) is a substring of
   the normalised summary; 1.0 when a row has no key facts (nothing could be missed).
 - unsupported-fact rate: mentions in the summary (numbers with an optional unit, and lexicon drug names) that the
@@ -18,38 +20,24 @@ Empty inputs give 0.0 for shares, so that callers never see NaN in JSON.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Hashable, Sequence
 
-ESI_LEVELS = (1, 2, 3, 4, 5)
-
-_WORD = re.compile(r"[^\W_]+")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
-def tokenize_words(text: str) -> list[str]:
-    """Lower-cased runs of letters and digits: "Left-knee pain, 3 days." -> ['left', 'knee', 'pain', '3', 'days']."""
-    return _WORD.findall(text.lower())
+@functools.cache
+def _rouge_scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
 
 
-def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    """Length of the longest common subsequence (O(len(a)*len(b)) time, O(len(b)) memory)."""
-    previous = [0] * (len(b) + 1)
-    for token_a in a:
-        current = [0]
-        for j, token_b in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if token_a == token_b else max(previous[j], current[j - 1]))
-        previous = current
-    return previous[-1]
-
-
-def rouge_l_f1(prediction: str, reference: str) -> float:
-    """ROUGE-L F1 of one prediction against one reference (see the module docstring)."""
-    pred, ref = tokenize_words(prediction), tokenize_words(reference)
-    lcs = lcs_length(pred, ref)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(pred), lcs / len(ref)
-    return 2 * precision * recall / (precision + recall)
+def rouge_f1(prediction: str, reference: str) -> dict[str, float]:
+    """ROUGE-1, -2, -L and -Lsum F1 of one prediction against one reference (stemmed, as published numbers are)."""
+    scores = _rouge_scorer().score(reference, prediction)  # rouge_score takes (target, prediction)
+    return {name: float(scores[name].fmeasure) for name in ROUGE_TYPES}
 
 
 def mean(values: Sequence[float]) -> float:
@@ -80,31 +68,60 @@ def macro_f1(predictions: Sequence[Hashable | None], references: Sequence[Hashab
     return mean(scores)
 
 
-def under_triage_flags(predictions: Sequence[int | None], references: Sequence[int]) -> list[float]:
-    """1.0 where the predicted ESI is less urgent (numerically greater) than gold; unparsed -> 0.0."""
+def under_call_flags(
+    predictions: Sequence[Hashable | None], references: Sequence[Hashable], scale: Sequence
+) -> list[float]:
+    """1.0 where the prediction comes later on the scale (most severe first) than gold: under-triage; unparsed 0.0."""
     _check_lengths(predictions, references)
-    return [1.0 if p is not None and p > g else 0.0 for p, g in zip(predictions, references, strict=True)]
+    rank = {label: i for i, label in enumerate(scale)}
+    return [1.0 if p is not None and rank[p] > rank[g] else 0.0 for p, g in zip(predictions, references, strict=True)]
 
 
-def over_triage_flags(predictions: Sequence[int | None], references: Sequence[int]) -> list[float]:
-    """1.0 where the predicted ESI is more urgent (numerically smaller) than gold; unparsed -> 0.0."""
+def over_call_flags(
+    predictions: Sequence[Hashable | None], references: Sequence[Hashable], scale: Sequence
+) -> list[float]:
+    """1.0 where the prediction comes earlier on the scale than gold: over-triage; unparsed 0.0."""
     _check_lengths(predictions, references)
-    return [1.0 if p is not None and p < g else 0.0 for p, g in zip(predictions, references, strict=True)]
+    rank = {label: i for i, label in enumerate(scale)}
+    return [1.0 if p is not None and rank[p] < rank[g] else 0.0 for p, g in zip(predictions, references, strict=True)]
+
+
+def error_costs(
+    predictions: Sequence[Hashable | None],
+    references: Sequence[Hashable],
+    labels: Sequence,
+    costs: Sequence[Sequence[float]],
+) -> list[float]:
+    """cost[gold][predicted] per example (rows and columns in `labels` order); unparsed: the worst cost there is."""
+    _check_lengths(predictions, references)
+    index = {label: i for i, label in enumerate(labels)}
+    worst = float(max(max(row) for row in costs))
+    return [
+        worst if p is None else float(costs[index[g]][index[p]]) for p, g in zip(predictions, references, strict=True)
+    ]
+
+
+def ordinal_costs(n: int, under: float = 2.0, over: float = 1.0) -> list[list[float]]:
+    """The default cost of an ordinal scale: `over` per step toward more severe, `under` per step toward less severe
+    (an under-call, e.g. sending a sick patient to wait, costs twice as much). 3 levels -> [[0,2,4],[1,0,2],[2,1,0]]."""
+    return [[(under * (j - i) if j > i else over * (i - j)) for j in range(n)] for i in range(n)]
 
 
 def unparsed_flags(predictions: Sequence[Hashable | None]) -> list[float]:
     return [1.0 if p is None else 0.0 for p in predictions]
 
 
-def triage_confusion(predictions: Sequence[int | None], references: Sequence[int]) -> list[list[int]]:
-    """5 x 6 counts: row = gold ESI 1..5, column = predicted ESI 1..5, last column = unparsed."""
+def confusion(
+    predictions: Sequence[Hashable | None], references: Sequence[Hashable], labels: Sequence
+) -> list[list[int]]:
+    """len(labels) x (len(labels) + 1) counts: row = gold, column = predicted, last column = unparsed."""
     _check_lengths(predictions, references)
-    matrix = [[0] * (len(ESI_LEVELS) + 1) for _ in ESI_LEVELS]
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * (len(labels) + 1) for _ in labels]
     for p, g in zip(predictions, references, strict=True):
-        if g not in ESI_LEVELS:
-            raise ValueError(f"gold ESI must be one of {ESI_LEVELS}, got {g!r}")
-        column = len(ESI_LEVELS) if p is None else ESI_LEVELS.index(p)
-        matrix[ESI_LEVELS.index(g)][column] += 1
+        if g not in index:
+            raise ValueError(f"gold must be one of {list(labels)}, got {g!r}")
+        matrix[index[g]][len(labels) if p is None else index[p]] += 1
     return matrix
 
 

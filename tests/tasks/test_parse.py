@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from align.eval.parse import parse_choice, parse_esi, parse_route, parse_yes_no_maybe
+from align.tasks.parse import parse_choice, parse_esi, parse_route, parse_yes_no_maybe
 
 
 @pytest.mark.parametrize(
