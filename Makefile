@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 RECIPES ?= recipes/smollm2-135m
+REALDATA ?= ../shared/realdata
 ARGS   ?=
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: all install model data sft dpo report fresh-report domain sft-domain pairs dpo-onpolicy onpolicy test test-fast bench lint clean
+.PHONY: all install model data real-data sft dpo report fresh-report domain sft-domain pairs dpo-onpolicy onpolicy test test-fast bench lint clean
 
 all: sft dpo report
 	@echo "outputs: outputs/default/sft  outputs/default/dpo  outputs/default/report/report.html"
@@ -26,6 +27,11 @@ model: install
 
 data: install
 	@test -f data/clinical/manifest.json || $(BIN)/align data build
+
+# Real public benchmarks (read from REALDATA, never copied into the repository) -> data/real/<name>/, for the
+# recipes/smollm2-135m-<name>/ recipes: make real-data && make sft dpo report RECIPES=recipes/smollm2-135m-pubmedqa
+real-data: install
+	@test -f data/real/pubmedqa/manifest.json || $(BIN)/align data import pubmedqa $(REALDATA)/pubmedqa --out data/real/pubmedqa
 
 sft: model data
 	$(BIN)/python -m align.launch --nproc $(or $(NPROC),1) --accelerate-config "$(ACCELERATE)" sft $(RECIPES)/sft.yaml $(ARGS)

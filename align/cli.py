@@ -101,40 +101,52 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _validate_recipe(path: str, max_length: int) -> int:
-    """Validate every dataset a recipe trains or evaluates on, with its mapping and max_length."""
-    from align.config import load_recipe
+    """Validate every dataset a recipe trains or evaluates on, with its mapping and max_length, and every row of a
+    task the recipe declares (or the report scores) against what that task's scoring needs."""
+    from align.config import DatasetConfig, load_recipe
     from align.data.load import ensure_bundled
-    from align.data.validate import validate_command
+    from align.tasks import declared, registry
 
     recipe = load_recipe(path)
     if recipe.stage == "domain":
         from align.data.corpus import validate_corpus
 
         return validate_corpus(recipe.data, recipe.seed)
-    if recipe.stage == "report":
-        specs = [(s, "sft") for s in [recipe.report.test_data] if s] + [
-            (s, "preference") for s in [recipe.report.pref_data] if s
-        ]
-        return max(
-            (validate_command(p, k, None, None, max_length=recipe.report.max_length) for p, k in specs), default=0
-        )
     if recipe.stage == "pairs":
-        return validate_command(recipe.pairs.prompts, "sft", None, None, max_length=max_length)
-    ensure_bundled(recipe.data)
-    kind = "sft" if recipe.stage == "sft" else "preference"
-    codes = []
-    for spec in recipe.data.train + recipe.data.eval:
-        cols = ",".join(f"{k}={v}" for k, v in spec.columns.items()) or None
-        codes.append(
-            validate_command(
-                spec.path,
-                kind,
-                cols,
-                spec.shape,
-                max_length=recipe.data.max_length,
-                allow_network=recipe.model.allow_network,
-            )
+        specs, kind, tasks = [DatasetConfig(path=recipe.pairs.prompts)], "sft", registry(recipe.tasks)
+    elif recipe.stage == "report":
+        specs = [(s, "sft") for s in recipe.report.test_data] + [(s, "preference") for s in recipe.report.pref_data]
+        return max((_validate_specs([s], k, recipe, registry(recipe.tasks)) for s, k in specs), default=0)
+    else:
+        ensure_bundled(recipe.data)
+        specs, kind, tasks = (
+            recipe.data.train + recipe.data.eval,
+            "sft" if recipe.stage == "sft" else "preference",
+            declared(recipe.tasks),
         )
+    return _validate_specs(specs, kind, recipe, tasks)
+
+
+def _validate_specs(specs, kind: str, recipe, tasks) -> int:
+    """validate_command on each dataset, then the task check of its rows; the worst exit code."""
+    from align.data.load import load_rows
+    from align.data.validate import validate_command
+    from align.tasks import check_rows
+
+    max_length = getattr(getattr(recipe, "data", None), "max_length", None) or getattr(recipe.report, "max_length", 768)
+    codes = []
+    for spec in specs:
+        cols = ",".join(f"{k}={v}" for k, v in spec.columns.items()) or None
+        code = validate_command(
+            spec.path, kind, cols, spec.shape, max_length=max_length, allow_network=recipe.model.allow_network
+        )
+        if code < 2 and tasks:
+            try:
+                check_rows(load_rows(spec, kind, recipe.model.allow_network), tasks)
+            except UserError as err:
+                print(f"task check: {err}")
+                code = max(code, 1)
+        codes.append(code)
     return max(codes, default=0)
 
 

@@ -71,8 +71,9 @@ def test_recipe_builds_the_pinned_trainer_and_lora_configs(path, tmp_path, monke
     recipe = load_recipe(path)
     assert path.stem.split("-")[0] == recipe.stage
     generated = _generated_pairs()  # written by `align pairs generate`, not committed
+    imported = ("data/real/",)  # written by `align data import` (make real-data), never committed
     for spec in (recipe.data.train + recipe.data.eval) if hasattr(recipe, "data") else []:
-        assert (REPO / spec.path).is_file() or spec.path in generated, spec.path
+        assert (REPO / spec.path).is_file() or spec.path in generated or spec.path.startswith(imported), spec.path
     if recipe.stage == "report":
         assert recipe.report.sft == f"{recipe.output_root}/{recipe.run_name}/sft"
         assert recipe.report.dpo == f"{recipe.output_root}/{recipe.run_name}/dpo"

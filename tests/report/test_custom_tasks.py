@@ -144,3 +144,17 @@ def test_a_declared_gold_missing_on_a_row_fails_before_any_model_loads(tmp_path,
         run_sft(load_recipe(recipes["sft"]))
     assert str(err.value).startswith(f"{tmp_path / 'labs.csv'}:6: of task 'labs' has gold label 'borderline'")
     assert not (tmp_path / "outputs").exists()
+
+
+def test_validate_reports_the_same_task_problems(tmp_path, tiny_model_dir, capsys):
+    from align.cli import main
+
+    recipes = _recipes(tmp_path, tiny_model_dir)
+    assert main(["data", "validate", str(recipes["sft"])]) == 0
+    rows = list(csv.reader(open(tmp_path / "quiz.csv", encoding="utf-8")))
+    rows[3][2] = "E"  # line 4: an answer that is not one of the four options
+    _write_csv(tmp_path / "quiz.csv", rows[0], rows[1:])
+    capsys.readouterr()
+    assert main(["data", "validate", str(recipes["sft"])]) == 1
+    out = capsys.readouterr().out
+    assert f"task check: {tmp_path / 'quiz.csv'}:4: of task 'quiz' has gold answer 'E', neither an option letter" in out
