@@ -87,6 +87,14 @@ def field_of(row: dict, name: str) -> Any:
     return meta[name]
 
 
+def required(row: dict, name: str, task: str, what: str, fix: str) -> Any:
+    """`field_of(row, name)`, or one located line: `<row> of task '<task>' has no '<name>' (<what>); <fix>`."""
+    try:
+        return field_of(row, name)
+    except KeyError:
+        raise row_error(row, f"of task '{task}' has no '{name}' ({what})", fix) from None
+
+
 def reference_text(row: dict) -> str:
     """The gold answer's text: an SFT row's completion, or a preference row's chosen answer."""
     for name in ("completion", "chosen"):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from align.tasks import metrics as m
-from align.tasks.base import Scored, Task, TaskScores, field_of, from_flags, row_error
+from align.tasks.base import Scored, Task, TaskScores, field_of, from_flags, required, row_error
 from align.tasks.parse import parse_choice
 
 LETTERS = "ABCDEFGHIJ"
@@ -80,14 +80,8 @@ class LabelTask(Task):
         self.normalise = normalise or (lambda v: v)
 
     def gold(self, row: dict) -> Any:
-        try:
-            value = self.normalise(field_of(row, self.gold_field))
-        except KeyError:
-            raise row_error(
-                row,
-                f"of task '{self.name}' has no '{self.gold_field}' (its gold label)",
-                f"add it to the row (a column or meta field), or set tasks.{self.name}.gold",
-            ) from None
+        fix = f"add it to the row (a column or meta field), or set tasks.{self.name}.gold"
+        value = self.normalise(required(row, self.gold_field, self.name, "its gold label", fix))
         if value not in self.labels:
             raise row_error(
                 row,
@@ -182,14 +176,8 @@ class ChoiceTask(Task):
 
     def gold(self, row: dict) -> str:
         options = self.options(row)
-        try:
-            value = str(field_of(row, self.gold_field)).strip()
-        except KeyError:
-            raise row_error(
-                row,
-                f"of task '{self.name}' has no '{self.gold_field}' (its gold answer)",
-                f"add the answer letter or text, or set tasks.{self.name}.gold",
-            ) from None
+        fix = f"add the answer letter or text, or set tasks.{self.name}.gold"
+        value = str(required(row, self.gold_field, self.name, "its gold answer", fix)).strip()
         if value.upper() in options:
             return value.upper()
         by_text = [k for k, v in options.items() if v.strip().lower() == value.lower()]

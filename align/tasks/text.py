@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from align.tasks import metrics as m
-from align.tasks.base import Scored, Task, TaskScores, field_of, from_flags, reference_text, row_error
+from align.tasks.base import Scored, Task, TaskScores, from_flags, reference_text, required, row_error
 
 # Drug names the unsupported-fact rate looks for (lower case; multi-word names are matched as phrases): a summary
 # that names a drug its source does not contain has invented it. Every drug the bundled generator writes is here.
@@ -58,26 +58,14 @@ class TextTask(Task):
     def reference(self, row: dict) -> str:
         if not self.reference_field:
             return reference_text(row)
-        try:
-            return str(field_of(row, self.reference_field))
-        except KeyError:
-            raise row_error(
-                row,
-                f"of task '{self.name}' has no '{self.reference_field}' (its reference text)",
-                f"add it, or set tasks.{self.name}.reference",
-            ) from None
+        fix = f"add it, or set tasks.{self.name}.reference"
+        return str(required(row, self.reference_field, self.name, "its reference text", fix))
 
     def facts(self, row: dict) -> list[str] | None:
         if not self.facts_field:
             return None
-        try:
-            value = field_of(row, self.facts_field)
-        except KeyError:
-            raise row_error(
-                row,
-                f"of task '{self.name}' has no '{self.facts_field}' (its key facts)",
-                f"add a list of facts, or drop tasks.{self.name}.facts",
-            ) from None
+        fix = f"add a list of facts, or drop tasks.{self.name}.facts"
+        value = required(row, self.facts_field, self.name, "its key facts", fix)
         if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
             raise row_error(
                 row, f"of task '{self.name}' lists its key facts as {type(value).__name__}", "give a list of strings"
@@ -87,14 +75,8 @@ class TextTask(Task):
     def source(self, row: dict) -> str | None:
         if not self.source_field:
             return None
-        try:
-            return str(field_of(row, self.source_field))
-        except KeyError:
-            raise row_error(
-                row,
-                f"of task '{self.name}' has no '{self.source_field}' (the text it must stay within)",
-                f"add it, or drop tasks.{self.name}.source",
-            ) from None
+        fix = f"add it, or drop tasks.{self.name}.source"
+        return str(required(row, self.source_field, self.name, "the text it must stay within", fix))
 
     def check_row(self, row: dict) -> None:
         self.reference(row), self.facts(row), self.source(row)
