@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import align.tasks.metrics as m
 from align.errors import UserError
-from align.tasks import metrics as m
 
 Scoring = Literal["generate", "loglik"]
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from align.tasks import metrics as m
+import align.tasks.metrics as m
 from align.tasks.base import Scored, Task, TaskScores, field_of, from_flags, required, row_error
 from align.tasks.parse import parse_choice
 

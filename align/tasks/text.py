@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from align.tasks import metrics as m
+import align.tasks.metrics as m
 from align.tasks.base import Scored, Task, TaskScores, from_flags, reference_text, required, row_error
 
 # Drug names the unsupported-fact rate looks for (lower case; multi-word names are matched as phrases): a summary

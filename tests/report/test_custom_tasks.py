@@ -113,6 +113,8 @@ def test_declared_tasks_are_scored_on_what_training_held_out(trained):
     assert set(report["preference"]["sft_dpo"]) >= {"reward_accuracy · quiz", "reward_accuracy · labs"}
     md = (tmp_path / "outputs" / "mine" / "report" / "report.md").read_text()
     assert "## quiz" in md and "## labs" in md and "Chance level (accuracy): a uniform guess 0.250" in md
+    html = (tmp_path / "outputs" / "mine" / "report" / "report.html").read_text()
+    assert "<h2>quiz</h2>" in html and "<h2>labs</h2>" in html and "95% CI" in html
 
 
 def test_beside_a_bundled_task_and_by_log_likelihood(trained, monkeypatch):
