@@ -6,17 +6,30 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from align.errors import UserError
+
+if TYPE_CHECKING:
+    from align.config import Recipe
 
 log = logging.getLogger("align")
 
 
-def _stage(args: argparse.Namespace) -> int:
+def _load_recipe(path: str, overrides: list[str] | None = None, stage: str | None = None) -> Recipe:
+    """The recipe, with its network policy applied before any data or model is read."""
     from align.config import load_recipe
+    from align.network import apply_network_policy
+
+    recipe = load_recipe(path, overrides, stage=stage)
+    apply_network_policy(recipe.model.allow_network)
+    return recipe
+
+
+def _stage(args: argparse.Namespace) -> int:
     from align.stage import is_complete
 
-    recipe = load_recipe(args.recipe, args.overrides, stage=args.command)
+    recipe = _load_recipe(args.recipe, args.overrides, stage=args.command)
     out = recipe.output_dir
     training = args.command != "report"
     if training and is_complete(out) and not args.force:
@@ -103,11 +116,11 @@ def _data(args: argparse.Namespace) -> int:
 def _validate_recipe(path: str, max_length: int) -> int:
     """Validate every dataset a recipe trains or evaluates on, with its mapping and max_length, and every row of a
     task the recipe declares (or the report scores) against what that task's scoring needs."""
-    from align.config import DatasetConfig, load_recipe
+    from align.config import DatasetConfig
     from align.data.load import ensure_bundled
     from align.tasks import declared, registry
 
-    recipe = load_recipe(path)
+    recipe = _load_recipe(path)
     if recipe.stage == "domain":
         from align.data.corpus import validate_corpus
 
@@ -231,10 +244,9 @@ PAIRS_TEXT = (
 
 
 def _pairs(args: argparse.Namespace) -> int:
-    from align.config import load_recipe
     from align.pairs.run import already_generated, run_pairs
 
-    recipe = load_recipe(args.recipe, args.overrides, stage="pairs")
+    recipe = _load_recipe(args.recipe, args.overrides, stage="pairs")
     if already_generated(recipe) and not args.force:
         print(f"pairs generate: already written by this recipe at {recipe.pairs.out} (pass --force to generate again)")
         return 0
@@ -351,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from align.network import go_offline
+
+    go_offline()  # first: before anything imports huggingface_hub, which reads HF_HUB_OFFLINE once
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from align.config import LoraConfig, ModelConfig
 from align.embedded import EMBEDDED, prepare_embedded
 from align.errors import UserError
+from align.network import apply_network_policy
 
 log = logging.getLogger("align")
 
@@ -73,14 +73,34 @@ def check_requirements(cfg: ModelConfig, hw: Hardware) -> None:
     select_attn_implementation(cfg.attn_implementation, hw)
 
 
-def apply_network_policy(allow_network: bool) -> None:
-    """Nothing is fetched at run time unless the recipe opts in: without `allow_network` the HF libraries go offline."""
-    if not allow_network:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["HF_DATASETS_OFFLINE"] = "1"
-        os.environ["HF_EVALUATE_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+def require_local(path: str, allow_network: bool) -> None:
+    """Offline, a model must be a local directory, and so must the base an adapter directory names (its
+    adapter_config.json's base_model_name_or_path): transformers and PEFT would look a hub id up on the hub."""
+    if allow_network:
+        return
+    local = Path(path).expanduser()
+    if not local.is_dir():
+        raise UserError(
+            f"model {path!r} is not a local directory, and the network is off (model.allow_network: false)",
+            "pass a local model directory (for an adapter's base: fix base_model_name_or_path in its "
+            "adapter_config.json), or set model.allow_network: true to download it",
+        )
+    adapter = local / "adapter_config.json"
+    if not adapter.is_file() or (local / "config.json").is_file():
+        return
+    import json
+
+    try:
+        base = str(json.loads(adapter.read_text(encoding="utf-8"))["base_model_name_or_path"])
+    except (ValueError, KeyError, TypeError):
+        return  # not readable as an adapter config: from_pretrained says what is wrong
+    if not Path(base).expanduser().is_dir():
+        raise UserError(
+            f"the adapter's base_model_name_or_path {base!r} is not a local directory, and the network is off "
+            "(model.allow_network: false)",
+            "point it at a local copy of the base model, or set model.allow_network: true to download it",
+            str(adapter),
+        )
 
 
 def resolve_model_path(name: str, allow_network: bool = False) -> str:
@@ -121,6 +141,7 @@ def load_model(cfg: ModelConfig, path: str | None = None, hw: Hardware | None = 
     check_requirements(cfg, hw)
     apply_network_policy(cfg.allow_network)
     path = path or resolve_model_path(cfg.name, cfg.allow_network)
+    require_local(path, cfg.allow_network)
     attn = select_attn_implementation(cfg.attn_implementation, hw)
     log.info("attention implementation: %s", attn)
     kwargs: dict = {"attn_implementation": attn, "trust_remote_code": cfg.trust_remote_code, "use_safetensors": True}

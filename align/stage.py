@@ -4,7 +4,8 @@ from, the stamp the report's generation cache keys on, the domain-adapter marker
     outputs/<run>/<stage>/
       final/               LoRA adapter (PEFT) or full weights: loads in plain transformers / PEFT
       merged/              the adapter folded into the base weights: the next stage's start and DPO's reference
-      checkpoints/         trainer checkpoints, resumed by a rerun
+      checkpoints/         trainer checkpoints, resumed by a rerun (the newest complete one)
+      checkpoints-incomplete/  checkpoints a kill left half-written, set aside by the rerun that skipped them
       tensorboard/         training curves, with `train.report_to: tensorboard` (`tensorboard --logdir outputs`)
       metrics.json         loss curves, tokens, wall time, stage extras; written last, so it marks completion
       recipe.yaml          the resolved recipe;  versions.json: libraries, data fingerprints, seed
@@ -21,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ FINAL, MERGED, CHECKPOINTS, TENSORBOARD = "final", "merged", "checkpoints", "ten
 METRICS, RECIPE, MARKER = "metrics.json", "recipe.yaml", "domain_adapter.json"
 HELDOUT, TRAINED = "heldout.jsonl", "trained_prompts.json"
 MODEL_PARTS = (FINAL, MERGED, MARKER)  # the files that define a stage's model
+INCOMPLETE = "checkpoints-incomplete"
 
 
 @dataclass
@@ -61,14 +65,122 @@ def start_weights(stage_dir: Path | str) -> Path:
 
 
 def last_checkpoint(stage_dir: Path) -> str | None:
-    """The trainer checkpoint a rerun resumes from, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete trainer checkpoint, which a rerun resumes from (None: start afresh).
 
+    A kill during a save leaves a `checkpoint-N` without trainer_state.json (the trainer writes it last), and one
+    during the trainer's rotation a half-deleted one. Each incomplete checkpoint is logged with the reason and moved
+    to checkpoints-incomplete/, so neither this resume nor the trainer's next rotation (which sorts by mtime) trips
+    on it."""
     ckpt_dir = Path(stage_dir) / CHECKPOINTS
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if last:
-        log.info("resuming from %s", last)
-    return last
+    found = sorted(_numbered_checkpoints(ckpt_dir), reverse=True)
+    resume = None
+    for _, path in found:
+        try:
+            problem = checkpoint_problem(path)
+        except OSError as err:  # e.g. removed while being read
+            problem = f"cannot be read ({err.strerror or err})"
+        if problem is None:
+            resume = resume or path
+            continue
+        log.warning("skipping incomplete checkpoint %s: %s", path, problem)
+        _set_aside(path, Path(stage_dir) / INCOMPLETE)
+    if resume is not None:
+        log.info("resuming from %s", resume)
+    return None if resume is None else str(resume)
+
+
+def _numbered_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    if not ckpt_dir.is_dir():
+        return []
+    named = ((re.fullmatch(r"checkpoint-(\d+)", p.name), p) for p in ckpt_dir.iterdir() if p.is_dir())
+    return [(int(m.group(1)), p) for m, p in named if m]
+
+
+# what a resumable checkpoint holds: any one name of each group (LoRA or full weights, single or sharded;
+# DeepSpeed keeps optimizer and scheduler in global_step*/, FSDP its optimizer in optimizer_*/)
+CHECKPOINT_PARTS: dict[str, tuple[str, ...]] = {
+    "model or adapter weights": (
+        "adapter_model.safetensors",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "adapter_model.bin",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+        "pytorch_model_fsdp*",
+        "global_step*",
+    ),
+    "optimizer state": ("optimizer.pt", "optimizer.bin", "optimizer_*", "global_step*"),
+    "scheduler state": ("scheduler.pt", "global_step*"),
+}
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the trainer checkpoint folder `path` cannot be resumed, or None when it is complete: trainer_state.json
+    parses, weights, optimizer and scheduler are there, and no file is cut short (every JSON parses, every
+    safetensors file is as long as its header says, every torch.save file ends with its zip directory)."""
+    if not (path / "trainer_state.json").is_file():
+        return "no trainer_state.json (the save was interrupted)"
+    for what, names in CHECKPOINT_PARTS.items():
+        if not any(any(path.glob(name)) for name in names):
+            return f"no {what}"
+    for f in sorted(p for p in path.iterdir() if p.is_file()):
+        problem = _file_problem(f)
+        if problem is not None:
+            return f"{f.name} {problem}"
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
+        missing = sorted(s for s in shards if not (path / s).is_file())
+        if missing:
+            return f"shard {missing[0]} is missing"
+    return None
+
+
+def _file_problem(f: Path) -> str | None:
+    """None when the file is whole, else what is wrong with it."""
+    if f.suffix == ".json":
+        try:
+            json.loads(f.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return "is truncated (not valid JSON)"
+    elif f.suffix == ".safetensors":
+        return _safetensors_problem(f)
+    elif f.suffix in (".pt", ".pth", ".bin") and not zipfile.is_zipfile(f):
+        return "is truncated (no zip directory at its end)"
+    return None
+
+
+def _safetensors_problem(f: Path) -> str | None:
+    """A safetensors file is an 8-byte header length, a JSON header, then the tensors' bytes (data_offsets)."""
+    size = f.stat().st_size
+    with f.open("rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 0 or size < 8 + n:
+            return "is truncated (header cut short)"
+        try:
+            header = json.loads(fh.read(n))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, UnicodeDecodeError, AttributeError, KeyError, TypeError, IndexError):
+            return "is damaged (its header is not a safetensors header)"
+    return None if size >= 8 + n + end else f"is truncated ({size} of {8 + n + end} bytes)"
+
+
+def _set_aside(path: Path, incomplete_dir: Path) -> None:
+    """Move an incomplete checkpoint into `incomplete_dir` (rank 0 only; a name already there gets a suffix)."""
+    if not is_main_process():
+        return
+    incomplete_dir.mkdir(parents=True, exist_ok=True)
+    target, k = incomplete_dir / path.name, 1
+    while target.exists():
+        target, k = incomplete_dir / f"{path.name}.{k}", k + 1
+    try:
+        path.rename(target)
+    except OSError as err:
+        raise UserError(
+            f"cannot move the incomplete checkpoint {path} aside ({err.strerror or err})", "delete it"
+        ) from None
+    log.warning("moved %s to %s", path, target)
 
 
 # ---- what the stage's model is made of (the report's cache keys on it) -------------------------------------------

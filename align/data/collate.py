@@ -77,6 +77,15 @@ def render_pair(tokenizer, row: dict, max_length: int) -> dict[str, list[int]]:
     return {"prompt_ids": p, "chosen_ids": c, "rejected_ids": r}
 
 
+def answerless(rendered: dict[str, list[list[int]]], max_length: int | None = None) -> int:
+    """How many rows of a batch of rendered columns (render_sft's or render_pair's, as `Dataset.iter` gives them) keep
+    no answer token: an SFT row with no completion token among its first `max_length`, a pair with an empty chosen
+    or rejected answer (truncation cut it away)."""
+    if "completion_mask" in rendered:
+        return sum(1 for mask in rendered["completion_mask"] if not any(mask[:max_length]))
+    return sum(1 for c, r in zip(rendered["chosen_ids"], rendered["rejected_ids"], strict=True) if not (c and r))
+
+
 def template_fingerprint(tokenizer) -> str:
     return hashlib.sha256((tokenizer.chat_template or "").encode()).hexdigest()[:16]
 

@@ -70,7 +70,8 @@ def rows_for(path: str, kind: str, columns: str | None) -> tuple[list[dict], str
 def inspect_command(path: str, n: int, kind: str = "auto", columns: str | None = None) -> int:
     """Print the PHI scan of every row (counts and `path:line` locations, never values), then the first n rows."""
     from align.data.phi import scan_phi
-    from align.models import apply_network_policy, load_tokenizer, resolve_model_path
+    from align.models import load_tokenizer, resolve_model_path
+    from align.network import apply_network_policy
 
     apply_network_policy(allow_network=False)
     rows, model_name, max_length = rows_for(path, kind, columns)

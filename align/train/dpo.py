@@ -16,7 +16,7 @@ from align.models import Hardware, load_model, peft_config, select_precision
 from align.runinfo import data_fingerprint, save_run_info
 from align.stage import RunResult, last_checkpoint, require_complete, save_final, save_split, start_weights
 from align.tasks import check_rows, declared
-from align.train.common import NonFiniteGuard, save_metrics, tensorboard_logs, trainer_args
+from align.train.common import NonFiniteGuard, check_before_training, save_metrics, tensorboard_logs, trainer_args
 from align.train.dpo_trainer import AlignDPOTrainer
 
 log = logging.getLogger("align")
@@ -30,6 +30,7 @@ def pair_dataset(tokenizer, rows: list[dict], max_length: int) -> Dataset:
 def build_trainer(recipe: DPORecipe, model, tokenizer, train_rows, eval_rows, hw: Hardware, callbacks=()):
     precision = select_precision(recipe.model.precision, hw)
     train_ds = pair_dataset(tokenizer, train_rows, recipe.data.max_length)
+    check_before_training(recipe, model, train_ds)  # answers left after truncation; memory
     eval_ds = pair_dataset(tokenizer, eval_rows, recipe.data.max_length) if eval_rows else None
     args = trainer_args(recipe, precision, hw.cuda, max_length=recipe.data.max_length)
     cache = align_home() / "refcache" if recipe.dpo.ref_cache and args.precompute_ref_log_probs else None

@@ -21,7 +21,7 @@ from align.runinfo import data_fingerprint, save_run_info
 from align.stage import RunResult, last_checkpoint, save_final, save_merged, save_split, write_marker
 from align.tasks import check_rows, declared
 from align.train.adapters import attach_task_adapter, merged_copy, resolve_domain, saved_adapters, stacking_callbacks
-from align.train.common import NonFiniteGuard, save_metrics, tensorboard_logs, trainer_args
+from align.train.common import NonFiniteGuard, check_before_training, save_metrics, tensorboard_logs, trainer_args
 
 log = logging.getLogger("align")
 SFT_CURVES = ("loss", "mean_token_accuracy", "learning_rate", "eval_loss")
@@ -44,6 +44,7 @@ def run_sft(recipe: SFTRecipe, allow_phi: bool = False, callbacks: tuple = ()) -
     model, task_lora = attach_task_adapter(model, recipe.lora, domain, recipe.seed)
     train_ds = sft_dataset(tokenizer, train_rows, recipe.data.max_length)
     eval_ds = sft_dataset(tokenizer, eval_rows, recipe.data.max_length) if eval_rows else None
+    check_before_training(recipe, model, train_ds)  # answers left after truncation; memory
     log.info("SFT: %d train rows, %d eval rows, precision %s", len(train_rows), len(eval_rows), precision)
     out_dir.mkdir(parents=True, exist_ok=True)
     domain_info = {"domain_adapter": domain.record()} if domain else {}

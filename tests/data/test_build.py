@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from align.data.build import FILES, build_bundled, build_rows, dataset_stats, parse_error_mix
-from align.runinfo import read_jsonl
 from align.data.tasks import DEFAULT_SIZES
 from align.data.tasks import notes as notes_corpus
 from align.errors import UserError
+from align.runinfo import read_jsonl
 
 BUNDLED = Path(__file__).resolve().parents[2] / "data" / "clinical"
 

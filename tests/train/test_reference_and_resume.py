@@ -1,10 +1,14 @@
-"""The DPO reference is the SFT model; interrupted runs resume exactly; a non-finite loss stops with a clear message."""
+"""The DPO reference is the SFT model; interrupted runs resume exactly; a non-finite loss stops with a clear message,
+keeps only checkpoints from before the bad update, and a rerun resumes at the recipe's learning rate."""
 
 import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
 from peft import PeftModel
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from align.data.collate import render_pair
@@ -53,6 +57,21 @@ class Interrupt(TrainerCallback):
             raise KeyboardInterrupt
 
 
+class Steps(TrainerCallback):
+    """Records the step a run starts at and the steps it trains (logs a loss for)."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.trained: list[int] = []
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.first = state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if "loss" in (logs or {}):
+            self.trained.append(state.global_step)
+
+
 def test_resumed_run_matches_uninterrupted(tiny_recipe, tmp_path):
     full = run_sft(tiny_recipe("sft", "train.max_steps=4", "run_name=full"))
     interrupted = tiny_recipe("sft", "train.max_steps=4", "run_name=resumed")
@@ -60,15 +79,19 @@ def test_resumed_run_matches_uninterrupted(tiny_recipe, tmp_path):
         run_sft(interrupted, callbacks=(Interrupt(),))
     assert (interrupted.output_dir / "checkpoints" / "checkpoint-2").is_dir()
     assert not (interrupted.output_dir / "final").exists()
-    resumed = run_sft(interrupted)
+    steps = Steps()
+    resumed = run_sft(interrupted, callbacks=(steps,))
+    # it really resumed: it starts at the checkpoint's step and trains only the remaining ones (a fresh run of this
+    # deterministic recipe would give the same losses, so equal curves alone do not show a resume)
+    assert (steps.first, steps.trained) == (2, [3, 4])
     a, b = _losses(full.out_dir), _losses(resumed.out_dir)
     assert len(a) == len(b) == 4
-    assert a[2:] == pytest.approx(b[2:], abs=1e-5)
+    assert a == pytest.approx(b, abs=1e-5)
 
 
 class PoisonWeights(TrainerCallback):
     def on_step_begin(self, args, state, control, model=None, **kw):
-        if state.global_step == 2:
+        if state.global_step == 3:  # after checkpoint-2 and step 3's finite loss: step 4's loss is NaN
             with torch.no_grad():
                 for p in model.parameters():
                     if p.requires_grad:
@@ -78,8 +101,35 @@ class PoisonWeights(TrainerCallback):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_recipe):
     run_sft(tiny_recipe("sft"))
     recipe = tiny_recipe("dpo", "train.max_steps=6")
-    with pytest.raises(UserError, match=r"non-finite at step 3.*checkpoint-2"):
+    with pytest.raises(UserError, match=r"non-finite at step 4.*checkpoint-2"):
         run_dpo(recipe, callbacks=(PoisonWeights(),))
     ckpts = sorted(p.name for p in (recipe.output_dir / "checkpoints").glob("checkpoint-*"))
     assert ckpts == ["checkpoint-2"]
     assert not (recipe.output_dir / "final").exists()
+
+
+def _adapter(ckpt: Path) -> dict[str, torch.Tensor]:
+    return load_file(ckpt / "adapter_model.safetensors")
+
+
+def test_diverged_run_keeps_only_checkpoints_from_before_the_bad_update_and_a_sane_rerun_finishes(tiny_recipe):
+    """lr 1e30 after one warmup step (lr 0): update 2 is finite but huge, step 3's loss is not. checkpoint-2 holds
+    that update (its weights are ~1e30 and gave the non-finite loss): only checkpoint-1 is kept. The rerun with a
+    sane lr resumes it at the recipe's learning rate (not the checkpoint's 1e30) and trains to the end."""
+    steps = ("train.max_steps=6", "train.save_steps=1", "train.warmup_steps=1", "train.save_total_limit=10")
+    bad = tiny_recipe("sft", *steps, "train.learning_rate=1e30")
+    with pytest.raises(UserError, match=r"non-finite at step 3; last good checkpoint kept: .*checkpoint-1 "):
+        run_sft(bad)
+    ckpts = bad.output_dir / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert all(
+        bool(t.isfinite().all()) and float(t.abs().max()) < 10 for t in _adapter(ckpts / "checkpoint-1").values()
+    )
+    sane = tiny_recipe("sft", *steps, "train.learning_rate=1e-3")
+    recorded = Steps()
+    result = run_sft(sane, callbacks=(recorded,))
+    assert (recorded.first, recorded.trained) == (1, [2, 3, 4, 5, 6])
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    assert metrics["global_step"] == 6 and all(math.isfinite(v) for _, v in metrics["curves"]["loss"])
+    lrs = dict(metrics["curves"]["learning_rate"])
+    assert lrs[1] == 0.0 and 0 < lrs[2] <= 1e-3 and max(lrs.values()) <= 1e-3  # the recipe's rate, on its schedule

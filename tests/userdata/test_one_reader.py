@@ -241,9 +241,10 @@ def test_inspect_prints_the_phi_scan_before_the_rows(
     phi_file: Path, tokenizer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import align.models
+    import align.network
     from align.data.inspect import inspect_command
 
-    monkeypatch.setattr(align.models, "apply_network_policy", lambda allow_network: None)
+    monkeypatch.setattr(align.network, "apply_network_policy", lambda allow_network: None)
     monkeypatch.setattr(align.models, "resolve_model_path", lambda name, allow_network=False: name)
     monkeypatch.setattr(align.models, "load_tokenizer", lambda path: tokenizer)
     assert inspect_command(str(phi_file), 1, "sft") == 0
