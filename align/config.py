@@ -78,6 +78,9 @@ class DPOSection:
     init_from: str = "outputs/default/sft"  # the SFT stage directory: policy and reference start there
     pack_length: int = 1024  # tokens per packed bin in the padding-free forward and the reference pass
     ref_cache: bool = True  # reference log-probs stored on disk and reused across runs (with precompute_ref_log_probs)
+    # a pair's prompt computed once, not once per answer, in the policy forward and the reference pass (where the
+    # model's attention takes an explicit mask: SDPA / eager, no sliding window; otherwise off, and logged)
+    share_prompt: bool = True
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Log-probabilities of answers under a model, one path for all: DPO's reference pass, the report's preference
 metrics, log-likelihood scoring of closed answers, the decisions diagnostic and held-out perplexity.
 
-Sequences are packed padding-free (`collate.pack`: best-fit decreasing, position_ids restart per sequence) and each
-bin runs through TRL's fused LM head (`trl.trainer.utils.add_fused_lm_head`), which applies the model's own logit
+Sequences are packed padding-free (`collate.pack`: best-fit decreasing, position_ids restart per sequence); sequences
+that share a prompt compute it once (`collate.pack_shared`: the prompt, then each answer behind a mask that hides the
+other answers, where the model's attention takes an explicit mask: `shares_prefix`). Each bin runs through TRL's fused LM head (`trl.trainer.utils.add_fused_lm_head`), which applies the model's own logit
 transforms (final soft-capping, logit scale, ...) and projects only the labelled positions through the vocabulary.
 `sequence_logps` sums the per-token values per sequence; that sum is the only math here that is ours.
 
@@ -22,7 +23,7 @@ import torch
 import trl.trainer.utils as trl_utils
 from tqdm.auto import tqdm
 
-from align.data.collate import Packed, pack, segment_sum
+from align.data.collate import Group, Packed, pack, pack_shared, segment_sum
 
 DEFAULT_CAPACITY = 2048  # tokens per packed bin for evaluation passes (one bin per forward)
 
@@ -75,27 +76,61 @@ def ensure_fused_head(model) -> None:
         trl_utils.add_fused_lm_head(base)
 
 
+def shares_prefix(model) -> str | None:
+    """Why `model` cannot run prefix-shared bins (None: it can). They need an explicit (L, L) attention mask, which
+    SDPA and eager attention take as given; FlashAttention and the like see only position_ids, and a sliding window
+    or chunked attention would be lost from a mask that only says who shares a prefix."""
+    config = _config(model).get_text_config() if hasattr(_config(model), "get_text_config") else _config(model)
+    attn = getattr(_config(model), "_attn_implementation", None)
+    if attn not in ("sdpa", "eager"):
+        return f"attention implementation {attn} takes no explicit mask"
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True) is not False:
+        return "sliding-window attention"
+    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or ()):
+        return "layers of other attention types than full attention"
+    return None
+
+
+def _config(model):
+    """The model's config, through a DistributedDataParallel wrapper (PEFT's wrapper forwards it itself)."""
+    return getattr(model, "module", model).config
+
+
 def forward_bins(model, packed: Packed, device: torch.device, per_bin: bool, **kwargs) -> list:
     """The fused-head forward of packed rows: one call per bin cut to its real length (no filler computed: CPU), or
-    one batched call over all bins (GPU). Returns the FusedCausalLMOutput of each call."""
-    rows = [_real_part(packed, b) for b in range(packed.input_ids.shape[0])] if per_bin else [packed]
-    return [
-        model(
-            input_ids=r.input_ids.to(device),
-            position_ids=r.position_ids.to(device),
-            labels=r.labels.to(device),
-            use_cache=False,
-            fused_lm_head=True,
-            **kwargs,
-        )
-        for r in rows
-    ]
+    one batched call over all bins (GPU). Prefix-shared bins pass their attention mask (in the form the attention
+    implementation takes: bool for SDPA, additive for eager). Returns the FusedCausalLMOutput of each call."""
+    rows = [packed.row(b) for b in range(packed.input_ids.shape[0])] if per_bin else [packed]
+    return [model(**_inputs(model, r, device), use_cache=False, fused_lm_head=True, **kwargs) for r in rows]
 
 
-def _real_part(packed: Packed, b: int) -> Packed:
-    n = int((packed.seq_ids[b] >= 0).sum())
-    cut = (packed.input_ids, packed.position_ids, packed.labels, packed.seq_ids)
-    return Packed(*(t[b : b + 1, :n] for t in cut), [], [])
+def _inputs(model, rows: Packed, device: torch.device) -> dict[str, torch.Tensor]:
+    inputs = {"input_ids": rows.input_ids, "position_ids": rows.position_ids, "labels": rows.labels}
+    mask = rows.attention_mask()
+    if mask is not None:
+        if getattr(_config(model), "_attn_implementation", None) == "eager":
+            dtype = next(model.parameters()).dtype
+            mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+        inputs["attention_mask"] = mask
+    return {k: v.to(device) for k, v in inputs.items()}
+
+
+def prompt_groups(sequences: list[tuple[list[int], list[int]]]) -> tuple[list[Group], list[int]]:
+    """(prompt_ids, answer_ids) sequences grouped by identical prompt -> the groups (in order of first appearance)
+    and, per input sequence, its number in pack_shared's member order. A prompt of fewer than 2 tokens leaves
+    nothing to share (the copy of its last token is all of it): such a sequence is a group of its own."""
+    groups: dict[tuple, Group] = {}
+    members: list[tuple[tuple, int]] = []
+    for i, (prompt, answer) in enumerate(sequences):
+        key = tuple(prompt) if len(prompt) > 1 else ("alone", i)
+        group = groups.setdefault(key, Group(list(prompt), [], []))
+        members.append((key, len(group.rests)))
+        group.rests.append(list(answer))
+        group.rest_labels.append(list(answer))
+    first, n = {}, 0
+    for key, group in groups.items():
+        first[key], n = n, n + len(group.rests)
+    return list(groups.values()), [first[key] + k for key, k in members]
 
 
 @torch.no_grad()
@@ -106,24 +141,37 @@ def answer_logps(
     capacity: int = DEFAULT_CAPACITY,
     stats: PackStats | None = None,
     desc: str = "log-probs",
+    share: bool = True,
 ) -> list[float]:
     """Sum of the answer tokens' log-probs of each (prompt_ids, answer_ids), in input order.
 
-    All sequences are planned into bins of `capacity` tokens at once (a longer sequence gets a bin of its own) and
-    run one bin per forward; the caller chooses the mode (eval) and any autocast."""
+    Sequences with the same prompt (a pair's chosen and rejected, a question's candidate answers) compute that prompt
+    once (`pack_shared`) when `share` and the model allows it (`shares_prefix`); otherwise each is packed whole. All
+    are planned into bins of `capacity` tokens at once (a longer group gets a bin of its own) and run one bin per
+    forward; the caller chooses the mode (eval) and any autocast."""
     if not sequences:
         return []
     ensure_fused_head(model)
-    ids = [p + a for p, a in sequences]
-    labels = [[-100] * len(p) + a for p, a in sequences]
-    packed = pack(ids, labels, max(capacity, max(len(x) for x in ids)), pad_id)
+    packed, order = _pack_sequences(model, sequences, capacity, pad_id, share)
     device = next(model.parameters()).device
     out = torch.zeros(len(sequences), dtype=torch.float64)
     with compact_scoring():
         for b in tqdm(range(packed.input_ids.shape[0]), desc=desc, leave=False, disable=packed.input_ids.shape[0] < 2):
-            row = _real_part(packed, b)
+            row = packed.row(b)
             (result,) = forward_bins(model, row, device, per_bin=False)
             out += sequence_logps(result.log_probs.double().cpu(), row.seq_ids, len(sequences))
             if stats is not None:
                 stats.add(row.real_tokens, row.total_tokens, 1)
-    return out.tolist()
+    return out[order].tolist()
+
+
+def _pack_sequences(model, sequences, capacity: int, pad_id: int, share: bool) -> tuple[Packed, torch.Tensor]:
+    """The packed bins and, per input sequence, its number in them."""
+    if share and shares_prefix(model) is None:
+        groups, order = prompt_groups(sequences)
+        if len(groups) < len(sequences):  # something is shared
+            longest = max(g.packed_length for g in groups)
+            return pack_shared(groups, max(capacity, longest), pad_id), torch.tensor(order)
+    ids = [p + a for p, a in sequences]
+    labels = [[-100] * len(p) + a for p, a in sequences]
+    return pack(ids, labels, max(capacity, max(len(x) for x in ids)), pad_id), torch.arange(len(sequences))

@@ -112,22 +112,49 @@ def plan_bins(lengths: list[int], capacity: int) -> list[list[int]]:
 
 @dataclass
 class Packed:
-    """Rows of packed sequences. seq_ids is -1 on filler tokens; starts[s] = (bin, offset) of sequence s."""
+    """Rows of packed sequences (nbins, L each).
 
-    input_ids: torch.Tensor  # (nbins, L)
-    position_ids: torch.Tensor  # (nbins, L)
-    labels: torch.Tensor  # (nbins, L), -100 where no loss
-    seq_ids: torch.Tensor  # (nbins, L)
-    starts: list[tuple[int, int]]
-    lengths: list[int]
+    seq_ids: the sequence whose log-prob a token's prediction counts for (-1: none, e.g. filler); groups: the
+    attention segment of each position (-1 on filler); index[s] = (bin, positions of sequence s's tokens, in order).
+    branches is None for plain packing (position_ids restarting per sequence say everything); with prefix sharing
+    (`pack_shared`) it is 0 on a group's shared prefix and k on its k-th member, and `attention_mask` spells out
+    who sees whom."""
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    labels: torch.Tensor  # -100 where no loss
+    seq_ids: torch.Tensor
+    groups: torch.Tensor
+    index: list[tuple[int, torch.Tensor]]
+    branches: torch.Tensor | None = None
 
     @property
     def real_tokens(self) -> int:
-        return int((self.seq_ids >= 0).sum())
+        return int((self.groups >= 0).sum())
 
     @property
     def total_tokens(self) -> int:
         return self.input_ids.numel()
+
+    def row(self, b: int) -> Packed:
+        """Bin b alone, cut to its real tokens (they come first): a forward with no filler computed."""
+        n = int((self.groups[b] >= 0).sum())
+        cut = [t[b : b + 1, :n] for t in (self.input_ids, self.position_ids, self.labels, self.seq_ids, self.groups)]
+        branches = None if self.branches is None else self.branches[b : b + 1, :n]
+        return Packed(*cut, [], branches)
+
+    def attention_mask(self) -> torch.Tensor | None:
+        """(nbins, 1, L, L) bool, True where query q may attend to key k: same group, k <= q, and k on the shared
+        prefix or on q's own member; filler sees only itself. None without prefix sharing."""
+        if self.branches is None:
+            return None
+        g, br = self.groups, self.branches
+        width = g.shape[1]
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        same = (g[:, :, None] == g[:, None, :]) & (g[:, :, None] >= 0)
+        member = (br[:, None, :] == 0) | (br[:, :, None] == br[:, None, :])
+        alone = torch.eye(width, dtype=torch.bool) & (g[:, :, None] < 0)
+        return ((same & member & causal) | alone)[:, None]
 
 
 def pack(
@@ -142,7 +169,7 @@ def pack(
     out_pos = torch.zeros(shape, dtype=torch.long)
     out_lab = torch.full(shape, -100, dtype=torch.long)
     out_seq = torch.full(shape, -1, dtype=torch.long)
-    starts: list[tuple[int, int]] = [(0, 0)] * len(ids)
+    index: list[tuple[int, torch.Tensor]] = [(0, torch.empty(0, dtype=torch.long))] * len(ids)
     for b, members in enumerate(bins):
         offset = 0
         for i in members:
@@ -153,20 +180,97 @@ def pack(
             lab[0] = -100  # a sequence's first token is never a label: it must not be predicted from the previous one
             out_lab[b, offset : offset + n] = lab
             out_seq[b, offset : offset + n] = i
-            starts[i] = (b, offset)
+            index[i] = (b, torch.arange(offset, offset + n))
             offset += n
         out_pos[b, offset:] = torch.arange(width - offset)  # filler restarts positions: its own segment
-    return Packed(out_ids, out_pos, out_lab, out_seq, starts, lengths)
+    return Packed(out_ids, out_pos, out_lab, out_seq, out_seq.clone(), index)
+
+
+@dataclass
+class Group:
+    """Sequences that start with the same unlabelled tokens: member k is prefix + rests[k], labelled
+    [-100] * len(prefix) + rest_labels[k] (a DPO pair: the prompt, then chosen and rejected)."""
+
+    prefix: list[int]
+    rests: list[list[int]]
+    rest_labels: list[list[int]]
+
+    def segments(self) -> list[list[int]]:
+        """The packed layout: the prefix but its last token (the trunk), then per member that last token again and
+        its rest. The copy sits at the same position and sees the same keys as the original, so it computes the
+        same hidden state, and predicts the member's first answer token."""
+        head, last = self.prefix[:-1], self.prefix[-1:]
+        return [head] + [last + r for r in self.rests]
+
+    @property
+    def packed_length(self) -> int:
+        return sum(len(seg) for seg in self.segments())
+
+    @property
+    def unshared_length(self) -> int:
+        return sum(len(self.prefix) + len(r) for r in self.rests)
+
+
+def pack_shared(groups: list[Group], capacity: int, pad_id: int) -> Packed:
+    """Pack groups so each shared prefix is computed once (one group never splits across bins; a group longer than
+    `capacity` gets a bin of its own). Sequences are numbered member by member, group by group.
+
+    Example: prefix [5, 6, 7], members [8, 9] and [4] -> tokens [5, 6 | 7, 8, 9 | 7, 4], positions
+    [0, 1 | 2, 3, 4 | 2, 3], branches [0, 0 | 1, 1, 1 | 2, 2]; member 2's tokens sit at [0, 1, 5, 6], and its
+    tokens see the trunk and themselves, never member 1's."""
+    lengths = [g.packed_length for g in groups]
+    bins = plan_bins(lengths, capacity)
+    width = max(sum(lengths[i] for i in b) for b in bins)
+    shape = (len(bins), width)
+    out_ids = torch.full(shape, pad_id, dtype=torch.long)
+    out_pos = torch.zeros(shape, dtype=torch.long)
+    out_lab = torch.full(shape, -100, dtype=torch.long)
+    out_seq = torch.full(shape, -1, dtype=torch.long)
+    out_grp = torch.full(shape, -1, dtype=torch.long)
+    out_br = torch.full(shape, -1, dtype=torch.long)
+    first = [0]
+    for g in groups:
+        first.append(first[-1] + len(g.rests))
+    index: list[tuple[int, torch.Tensor]] = [(0, torch.empty(0, dtype=torch.long))] * first[-1]
+    for b, members in enumerate(bins):
+        offset = 0
+        for gi in members:
+            group, trunk_at = groups[gi], offset
+            trunk = max(len(group.prefix) - 1, 0)
+            for k, seg in enumerate(group.segments()):
+                span = slice(offset, offset + len(seg))
+                out_ids[b, span] = torch.tensor(seg, dtype=torch.long)
+                out_pos[b, span] = torch.arange(len(seg)) + (trunk if k else 0)
+                out_grp[b, span], out_br[b, span] = gi, k
+                s = first[gi] + max(k - 1, 0)  # the trunk's predictions carry no label: counted for member 1
+                out_seq[b, span] = s
+                if k:
+                    rest_labels = group.rest_labels[k - 1]
+                    lab = [-100] * (len(seg) - len(rest_labels)) + rest_labels
+                    if lab:
+                        lab[0] = -100  # the copy of the prefix's last token, or (no prefix) a first token: no label
+                    out_lab[b, span] = torch.tensor(lab, dtype=torch.long)
+                    index[s] = (
+                        b,
+                        torch.cat([torch.arange(trunk_at, trunk_at + trunk), torch.arange(span.start, span.stop)]),
+                    )
+                offset += len(seg)
+        out_pos[b, offset:] = torch.arange(width - offset)
+    return Packed(out_ids, out_pos, out_lab, out_seq, out_grp, index, out_br)
 
 
 def unpack_shifted(per_token: torch.Tensor, packed: Packed, width: int) -> torch.Tensor:
     """Packed next-token values (nbins, L-1) -> padded per-row layout (S, width) as an unpacked forward would give.
 
     Row s holds, at index t, the value for predicting token t+1 of sequence s; positions past its length are 0.
+    The value for token t+1 sits at the packed position of token t (with prefix sharing, a member's copy of the
+    prefix's last token predicts its first answer token).
     """
-    out = per_token.new_zeros((len(packed.starts), width))
-    for s, ((b, off), n) in enumerate(zip(packed.starts, packed.lengths, strict=True)):
-        out[s, : n - 1] = per_token[b, off : off + n - 1]  # slice assignment keeps the autograd graph
+    out = per_token.new_zeros((len(packed.index), width))
+    for s, (b, where) in enumerate(packed.index):
+        n = len(where)
+        if n > 1:
+            out[s, : n - 1] = per_token[b, where[: n - 1]]  # index assignment keeps the autograd graph
     return out
 
 

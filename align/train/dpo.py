@@ -44,6 +44,7 @@ def build_trainer(recipe: DPORecipe, model, tokenizer, train_rows, eval_rows, hw
         callbacks=list(callbacks),
         pack_length=recipe.dpo.pack_length,
         packing=args.padding_free,
+        share_prompt=recipe.dpo.share_prompt,
         ref_cache_dir=cache,
     )
 

@@ -1,7 +1,8 @@
-"""TRL's DPOTrainer, extended in one place: padding-free forward and reference log-probs cached on disk.
+"""TRL's DPOTrainer, extended in one place: padding-free forward, each pair's prompt computed once, reference log-probs
+cached on disk.
 
-The policy forward runs packed (`PackedCausalLM`) and TRL's loss code runs unchanged on its outputs; the reference
-pass is `align.logps.answer_logps` over every pair once. Everything else (loss types, metrics, logging, checkpoints)
+The policy forward runs packed (`PackedCausalLM`, prompt shared by chosen and rejected) and TRL's loss code runs
+unchanged on its outputs; the reference pass is `align.logps.answer_logps` over every pair once, prompt shared too. Everything else (loss types, metrics, logging, checkpoints)
 is TRL's. Equivalence with plain `DPOTrainer` on the same batch is proven in tests/train/test_dpo_equivalence.py.
 """
 
@@ -17,7 +18,7 @@ from trl import DPOTrainer
 from trl.trainer.utils import use_adapter
 
 from align.data.collate import template_fingerprint
-from align.logps import PackStats, answer_logps, compact_scoring
+from align.logps import PackStats, answer_logps, compact_scoring, shares_prefix
 from align.runinfo import data_fingerprint
 from align.train import refcache
 from align.train.packed import PackedCausalLM
@@ -25,14 +26,33 @@ from align.train.packed import PackedCausalLM
 log = logging.getLogger("align")
 
 
+def _can_share(model) -> bool:
+    """Whether a pair's prompt can be computed once (`align.logps.shares_prefix`); when it cannot, say why."""
+    why = shares_prefix(model)
+    if why is not None:
+        log.info("DPO: each pair's prompt is computed once per answer (%s)", why)
+    return why is None
+
+
 class AlignDPOTrainer(DPOTrainer):
     """DPOTrainer whose forward runs padding-free and whose reference log-probs come from a disk cache."""
 
-    def __init__(self, *args, pack_length: int, packing: bool = True, ref_cache_dir: Path | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        pack_length: int,
+        packing: bool = True,
+        share_prompt: bool = True,
+        ref_cache_dir: Path | None = None,
+        **kwargs,
+    ):
         self.pack_length, self.packing, self.ref_cache_dir = pack_length, packing, ref_cache_dir
         self.pack_stats = PackStats()  # policy forwards
         self.ref_stats = PackStats()  # reference passes (none when the cache had them)
         self.ref_cache_hits = 0
+        self.share_prompt = (
+            share_prompt and packing and _can_share(kwargs["model"])
+        )  # TRL's __init__ runs the reference
         super().__init__(*args, **kwargs)
 
     @property
@@ -47,7 +67,7 @@ class AlignDPOTrainer(DPOTrainer):
     def _forward(self, model):
         if not self.packing:
             return model
-        return PackedCausalLM(model, self.pack_length, self._tokenizer.pad_token_id, self.pack_stats)
+        return PackedCausalLM(model, self.pack_length, self._tokenizer.pad_token_id, self.pack_stats, self.share_prompt)
 
     def _compute_loss(self, model, inputs, return_outputs):
         with compact_scoring():
@@ -88,7 +108,13 @@ class AlignDPOTrainer(DPOTrainer):
         model.eval()
         with adapter, self.accelerator.autocast():
             logps = answer_logps(
-                model, sequences, self._tokenizer.pad_token_id, self.pack_length, self.ref_stats, f"reference ({name})"
+                model,
+                sequences,
+                self._tokenizer.pad_token_id,
+                self.pack_length,
+                self.ref_stats,
+                f"reference ({name})",
+                share=self.share_prompt,
             )
         model.train(was_training)
         return logps[0::2], logps[1::2]

@@ -1,7 +1,9 @@
-"""align's padding-free DPO with cached reference equals TRL's own padded DPOTrainer on the same batch (fp32, CPU)."""
+"""align's padding-free DPO with cached reference equals TRL's own padded DPOTrainer on the same batch (fp32, CPU), with
+each pair's prompt computed once (the default) and without; also when max_length cuts answers short."""
 
 import math
 
+import pytest
 import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
@@ -17,11 +19,11 @@ def _model(path):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
 
 
-def _args(tmp_path, name, precompute):
+def _args(tmp_path, name, precompute, max_length=512):
     return DPOConfig(
         output_dir=str(tmp_path / name),
         per_device_train_batch_size=8,
-        max_length=512,
+        max_length=max_length,
         bf16=False,
         use_cpu=True,
         gradient_checkpointing=False,
@@ -33,24 +35,26 @@ def _args(tmp_path, name, precompute):
     )
 
 
-def _trainers(tmp_path, tiny_model_dir, tokenizer):
+def _trainers(tmp_path, tiny_model_dir, tokenizer, share_prompt=True, max_length=512):
     rows = toy_rows(8, "pref")
     raw = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
     trl = DPOTrainer(
         model=_model(tiny_model_dir),
         ref_model=_model(tiny_model_dir),
-        args=_args(tmp_path, "trl", False),
+        args=_args(tmp_path, "trl", False, max_length),
         train_dataset=raw,
         processing_class=tokenizer,
     )
     ours = AlignDPOTrainer(
         model=_model(tiny_model_dir),
-        args=_args(tmp_path, "ours", True),
-        train_dataset=pair_dataset(tokenizer, rows, 512),
+        args=_args(tmp_path, "ours", True, max_length),
+        train_dataset=pair_dataset(tokenizer, rows, max_length),
         processing_class=tokenizer,
         pack_length=256,
+        share_prompt=share_prompt,
         ref_cache_dir=tmp_path / "cache",
     )
+    assert ours.share_prompt == share_prompt
     trl.model.train()  # metrics are logged under "train" (dropout is disabled by both trainers)
     ours.model.train()
     return trl, ours
@@ -76,8 +80,15 @@ def test_rendering_equals_trl_tokenization(tmp_path, tiny_model_dir, tokenizer):
         assert trl.train_dataset[k] == ours.train_dataset[k]
 
 
-def test_packed_dpo_equals_trl_dpo_on_the_same_batch(tmp_path, tiny_model_dir, tokenizer):
-    trl, ours = _trainers(tmp_path, tiny_model_dir, tokenizer)
+# max_length 60: the toy pairs are 56-69 tokens, so several answers lose their end to truncation
+CASES = pytest.mark.parametrize(
+    "share_prompt, max_length", [(True, 512), (False, 512), (True, 60)], ids=["shared", "unshared", "shared-cut"]
+)
+
+
+@CASES
+def test_packed_dpo_equals_trl_dpo_on_the_same_batch(tmp_path, tiny_model_dir, tokenizer, share_prompt, max_length):
+    trl, ours = _trainers(tmp_path, tiny_model_dir, tokenizer, share_prompt, max_length)
     examples = [ours.train_dataset[i] for i in range(8)]
     batch_ours = ours.data_collator(examples)
     batch_trl = trl.data_collator([{k: e[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for e in examples])
@@ -100,8 +111,9 @@ def test_packed_dpo_equals_trl_dpo_on_the_same_batch(tmp_path, tiny_model_dir, t
     assert ours.pack_stats.padding_fraction < padded_frac, (ours.pack_stats.padding_fraction, padded_frac)
 
 
-def test_gradients_match_trl(tmp_path, tiny_model_dir, tokenizer):
-    trl, ours = _trainers(tmp_path, tiny_model_dir, tokenizer)
+@CASES
+def test_gradients_match_trl(tmp_path, tiny_model_dir, tokenizer, share_prompt, max_length):
+    trl, ours = _trainers(tmp_path, tiny_model_dir, tokenizer, share_prompt, max_length)
     examples = [ours.train_dataset[i] for i in range(8)]
     trl.compute_loss(
         trl.model,
@@ -132,11 +144,11 @@ def test_reference_cache_skips_forward_passes_on_rerun(tmp_path, tiny_model_dir,
         )
     first, second = made
     pairs = first.train_dataset
-    every_token = sum(
-        len(p) * 2 + len(c) + len(r)
+    once = sum(  # one pass over every pair, its prompt once (its last token copied for the rejected side)
+        len(p) + 1 + len(c) + len(r)
         for p, c, r in zip(pairs["prompt_ids"], pairs["chosen_ids"], pairs["rejected_ids"], strict=True)
     )
     assert first.ref_forward_calls >= 1 and first.ref_cache_hits == 0
-    assert first.ref_stats.real_tokens == every_token  # one pass over every pair, both sides
+    assert first.ref_stats.real_tokens == once
     assert second.ref_forward_calls == 0 and second.ref_cache_hits == 1
     assert first.train_dataset["ref_chosen_logps"] == second.train_dataset["ref_chosen_logps"]
