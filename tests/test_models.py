@@ -41,3 +41,11 @@ def test_gpu_only_recipe_and_qlora_fail_on_cpu():
     with pytest.raises(UserError, match=r"4bit \(QLoRA\) needs a CUDA GPU"):
         check_requirements(ModelConfig(quantization="4bit"), CPU)
     check_requirements(ModelConfig(), CPU)  # the default runs anywhere
+
+
+def test_models_answer_in_fp32_even_where_training_autocasts_to_bf16(tiny_model_dir):
+    """Merged adapters' updates sit below bf16's resolution: inference keeps fp32 weights whatever precision says."""
+    from align.stage import load_for_inference
+
+    model, _ = load_for_inference(None, ModelConfig(name=str(tiny_model_dir), precision="bf16"))
+    assert {p.dtype for p in model.parameters()} == {torch.float32} and not model.training

@@ -20,7 +20,7 @@ from align.tasks import Task, registry
 
 
 def closed(task: Task | None) -> bool:
-    return task is not None and task.kind in ("label", "choice")
+    return task is not None and task.closed
 
 
 def decision_labels(task: Task, row: dict) -> list:
@@ -64,8 +64,7 @@ def summarize(rows: list[dict], predicted: list[int], tasks: dict[str, Task]) ->
 def main(argv: list[str] | None = None) -> int:
     from align.config import DatasetConfig, ModelConfig
     from align.data.load import load_rows
-    from align.models import load_model
-    from align.stage import load_stage_model, read_recipe
+    from align.stage import load_for_inference, read_recipe
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("stages", nargs="+", help="finished stage folders (outputs/<run>/sft, .../dpo), or 'base'")
@@ -76,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in load_rows(DatasetConfig(path=args.data), "sft") if closed(tasks.get(r.get("task", "")))]
     cfg = ModelConfig(name=args.model)
     for stage in args.stages:
-        model, tok = load_model(cfg) if stage == "base" else load_stage_model(stage, cfg)
+        model, tok = load_for_inference(None if stage == "base" else stage, cfg)
         print(
-            json.dumps({"model": stage, **summarize(rows, decisions(model.eval(), tok, rows, tasks), tasks)}),
+            json.dumps({"model": stage, **summarize(rows, decisions(model, tok, rows, tasks), tasks)}),
             flush=True,
         )
     return 0

@@ -1,21 +1,70 @@
-"""Batched greedy or sampled generation (left padding + mask + cache, no packing) and per-pair log-probs."""
+"""Batched greedy or sampled generation (left padding + mask + cache, no packing) and per-pair log-probs.
+
+Greedy generation can stop each answer at the end of its first line once that line gives the answer
+(`FirstLineDone`), so a closed answer given first ("ESI level: 3") does not decode a rationale nobody scores.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from align.data.collate import render_pair, render_prompt
 from align.logps import answer_logps
 
+FirstLine = Callable[[int, str], bool]  # (prompt index, its answer's finished first line) -> the answer is complete
+
 
 @torch.no_grad()
 def generate(
-    model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 16, desc: str = "generate"
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    max_new_tokens: int,
+    batch_size: int = 16,
+    desc: str = "generate",
+    first_line_done: FirstLine | None = None,
 ) -> list[str]:
-    """Greedy answers for chat prompts, in input order. Prompts are length-sorted so batches carry little padding."""
-    answers = _generate_batched(model, tokenizer, prompts, max_new_tokens, batch_size, desc, 1, {"do_sample": False})
+    """Greedy answers for chat prompts, in input order. Prompts are length-sorted so batches carry little padding.
+
+    With `first_line_done`, an answer stops at the end of its first line when that says the line holds the answer
+    (the answer is then that line); others run to `max_new_tokens` or the end of turn."""
+    options: dict = {"do_sample": False}
+    answers = _generate_batched(
+        model, tokenizer, prompts, max_new_tokens, batch_size, desc, 1, options, first_line_done
+    )
     return [texts[0] for texts in answers]
+
+
+class FirstLineDone(StoppingCriteria):
+    """Stops a row of a batch the step its answer's first line ends, if `done(prompt index, line)` says so."""
+
+    def __init__(self, tokenizer, width: int, rows: list[int], done: FirstLine) -> None:
+        self.tokenizer, self.width, self.rows, self.done = tokenizer, width, rows, done
+        self.newline = _newline_tokens(tokenizer)
+        self.checked: set[int] = set()  # rows whose first line has ended (stopped or not, never looked at again)
+        self.stopped: set[int] = set()
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.BoolTensor:
+        for row, token in enumerate(input_ids[:, -1].tolist()):
+            if row in self.checked or token not in self.newline:
+                continue
+            text = self.tokenizer.decode(input_ids[row, self.width :], skip_special_tokens=True)
+            if "\n" not in text.lstrip("\n"):
+                continue  # leading blank lines: the first line has not started
+            self.checked.add(row)
+            if self.done(self.rows[row], text.lstrip("\n").split("\n", 1)[0]):
+                self.stopped.add(row)
+        return torch.tensor([r in self.stopped for r in range(input_ids.shape[0])], device=input_ids.device)
+
+
+def _newline_tokens(tokenizer) -> frozenset[int]:
+    """The ids of every token whose text holds a line break."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return frozenset(i for i, t in enumerate(texts) if "\n" in t)
 
 
 @torch.no_grad()
@@ -54,9 +103,18 @@ def left_pad(encoded: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Te
 
 
 def _generate_batched(
-    model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int, desc: str, n: int, options: dict
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str,
+    n: int,
+    options: dict,
+    first_line_done: FirstLine | None = None,
 ) -> list[list[str]]:
     """n answers per prompt from `model.generate(**options)`; prompts length-sorted into batches of `batch_size`."""
+    assert first_line_done is None or n == 1, "stopping at the first line is for one answer per prompt"
     encoded = [render_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out: list[list[str]] = [[] for _ in encoded]
@@ -65,6 +123,7 @@ def _generate_batched(
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start : start + batch_size]
         ids, mask = left_pad([encoded[i] for i in idx], pad)
+        stop = FirstLineDone(tokenizer, ids.shape[1], idx, first_line_done) if first_line_done else None
         gen = model.generate(
             input_ids=ids.to(model.device),
             attention_mask=mask.to(model.device),
@@ -72,11 +131,14 @@ def _generate_batched(
             num_return_sequences=n,
             pad_token_id=pad,
             use_cache=True,  # a merged SFT config can say use_cache: false (set for training); decoding needs the cache
+            stopping_criteria=StoppingCriteriaList([stop]) if stop else None,
             **options,
         )  # (len(idx) * n, T + new): the n answers of prompt r are rows r*n .. r*n + n - 1
         width = ids.shape[1]
         for row, i in enumerate(idx):
             out[i] = [tokenizer.decode(gen[row * n + j, width:], skip_special_tokens=True).strip() for j in range(n)]
+            if stop and row in stop.stopped:
+                out[i] = [out[i][0].split("\n", 1)[0].strip()]  # the answer line (the stop token may end a word)
     return out
 
 

@@ -191,7 +191,7 @@ def write_pairs(out: Path, pairs: list[dict], manifest: dict) -> Path:
 
 def run_pairs(recipe: PairsRecipe) -> PairsResult:
     """Load the SFT model, sample, score, select, balance and write `recipe.pairs.out` with its manifest."""
-    from align.stage import load_stage_model, read_recipe, require_complete
+    from align.stage import load_for_inference, read_recipe, require_complete
 
     started = time.time()
     cfg, out = recipe.pairs, Path(recipe.pairs.out)
@@ -205,7 +205,7 @@ def run_pairs(recipe: PairsRecipe) -> PairsResult:
     scorers = registry(read_recipe(sft_dir).get("tasks"), recipe.tasks)  # the SFT run's declarations, then ours
     for row in rows:  # every gold answer scores before the model loads: a missing field fails in seconds
         task_for(row["task"], scorers).pair_score(reference_text(row), row)
-    model, tokenizer = load_stage_model(sft_dir, recipe.model)
+    model, tokenizer = load_for_inference(sft_dir, recipe.model)
     log.info("sampling %d answers for each of %d prompts from %s", cfg.k, len(rows), sft_dir)
     answers, seconds = sample_answers(model, tokenizer, rows, cfg, recipe.seed)
     pairs, tasks = build_pairs(rows, answers, cfg, recipe.seed, scorers)

@@ -1,6 +1,7 @@
 """The report's generation cache: a saved answer is reused only for the same weights, prompt and decoding settings.
 
-Every line of `generations.jsonl` carries a `key` = sha256 of (model stamp, prompt, max_new_tokens, batch size). A
+Every line of `generations.jsonl` carries a `key` = sha256 of (model stamp, prompt, max_new_tokens, batch size, and
+whether generation stopped at the answer line). A
 model's stamp (align/stage.py) covers the name, size and modification time of every file that defines it (final/,
 merged/, the domain adapter a task adapter sits on), so retraining a stage — even under the same output folder —
 makes its answers be generated again, while untouched variants (the base model, an unchanged SFT run) are reused.
@@ -15,8 +16,11 @@ from pathlib import Path
 from align.runinfo import read_jsonl
 
 
-def generation_key(model_stamp: str, prompt: list[dict], max_new_tokens: int, batch_size: int) -> str:
-    payload = json.dumps([model_stamp, prompt, max_new_tokens, batch_size], sort_keys=True, ensure_ascii=False)
+def generation_key(
+    model_stamp: str, prompt: list[dict], max_new_tokens: int, batch_size: int, to_answer_line: bool = False
+) -> str:
+    settings = [max_new_tokens, batch_size] + (["to the answer line"] if to_answer_line else [])
+    payload = json.dumps([model_stamp, prompt, *settings], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

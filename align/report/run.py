@@ -2,8 +2,9 @@
 
 Every task is scored by its own definition (align/tasks/): the bundled and real-benchmark tasks by name, the tasks a
 recipe declares (the SFT and DPO stages' recipes, then the report's), and a task nobody declared by comparing the
-answer with the gold answer. Closed-answer tasks are answered by greedy generation (parsed) or, with `scoring:
-loglik`, by the most likely candidate answer; the report says which.
+answer with the gold answer. Closed-answer tasks are answered by greedy generation (parsed; stopped at the end of the
+first line when that line gives the answer, `report.stop_at_answer`) or, with `scoring: loglik`, by the most likely
+candidate answer; the report says which.
 
 Answers are saved to generations.jsonl and reused on a rerun (same model files, prompt and decoding settings), so
 scores can be recomputed without regenerating, and a retrained stage is never scored on its old answers.
@@ -21,7 +22,7 @@ from align.config import ReportRecipe
 from align.errors import UserError
 from align.eval.generate import generate, pair_logps
 from align.eval.loglik import argmax, candidate_logps
-from align.models import Hardware, load_model, resolve_model_path
+from align.models import Hardware, resolve_model_path
 from align.report.cache import generation_key, load_generations, loglik_key
 from align.report.heldout import read_held_out
 from align.report.render import render_report
@@ -37,7 +38,7 @@ from align.runinfo import library_versions, write_json, write_jsonl
 from align.stage import (
     RunResult,
     is_complete,
-    load_stage_model,
+    load_for_inference,
     model_stamp,
     read_recipe,
     require_complete,
@@ -73,12 +74,6 @@ def report_tasks(recipe: ReportRecipe, variants: dict[str, Path | None]) -> dict
     return registry(*(read_recipe(s).get("tasks") for s in stages), recipe.tasks)
 
 
-def load_variant(recipe: ReportRecipe, name: str, stage_dir: Path | None, hw: Hardware):
-    if name == "base":
-        return load_model(recipe.model, hw=hw)
-    return load_stage_model(stage_dir, recipe.model, hw)
-
-
 def variant_stamp(recipe: ReportRecipe, stage_dir: Path | None) -> str:
     """What a variant's saved answers are tied to: the base model's files, or a stage's model files."""
     if stage_dir is None:
@@ -96,7 +91,7 @@ class Answerer:
 
     def loaded(self):
         if self.model is None:
-            self.model, self.tokenizer = load_variant(self.recipe, self.name, self.stage_dir, self.hw)
+            self.model, self.tokenizer = load_for_inference(self.stage_dir, self.recipe.model, self.hw)
         return self.model, self.tokenizer
 
     def answers(self, task: Task, rows: list[dict]) -> tuple[list[str], list[str]]:
@@ -112,11 +107,14 @@ class Answerer:
             return texts, keys
         max_new = self.recipe.report.max_new_tokens.get(task.name, task.max_new_tokens)
         batch = self.recipe.report.batch_size
-        keys = [generation_key(self.stamp, r["prompt"], max_new, batch) for r in rows]
+        stop = self.recipe.report.stop_at_answer and task.closed
+        keys = [generation_key(self.stamp, r["prompt"], max_new, batch, stop) for r in rows]
         texts = [self.cache.get(k) for k in keys]
         if any(t is None for t in texts):
             model, tok = self.loaded()
-            texts = generate(model, tok, [r["prompt"] for r in rows], max_new, batch, f"{self.name}/{task.name}")
+            done = (lambda i, line: task.first_line_answers(line, rows[i])) if stop else None
+            prompts = [r["prompt"] for r in rows]
+            texts = generate(model, tok, prompts, max_new, batch, f"{self.name}/{task.name}", done)
         return texts, keys
 
 

@@ -133,6 +133,17 @@ class Task:
     def pair_score(self, text: str, row: dict) -> Scored:
         raise NotImplementedError
 
+    def first_line_answers(self, line: str, row: dict) -> bool:
+        """Whether a reply's finished first line already gives its answer, so generation may stop there: a closed
+        answer read from it (the bundled and imported formats put the decision first). A reply whose first line
+        does not parse (reasoning first) runs to its budget; free text always does."""
+        return self.closed and self.parse(line, row) is not None
+
+    @property
+    def closed(self) -> bool:
+        """A closed answer set (labels, lettered options): parsed to one of them, or scored by log-likelihood."""
+        return self.kind in ("label", "choice")
+
     def candidates(self, row: dict) -> list[str]:
         """The closed answers log-likelihood scoring compares (their parse is the label); none for free text."""
         raise UserError(f"task '{self.name}' has no closed answers to score by log-likelihood", "use scoring: generate")

@@ -40,3 +40,111 @@ def test_sampling_is_seeded_and_grouped_by_prompt(tiny) -> None:
     cold = sample(model, tok, PROMPTS, 6, k=2, temperature=1e-5, top_p=1.0, seed=0, batch_size=4)
     greedy = generate(model, tok, PROMPTS, max_new_tokens=6, batch_size=4)
     assert cold == [[g, g] for g in greedy]
+
+
+# ---- stopping at the answer line (report.stop_at_answer) ----------------------------------------------------------
+
+
+def _steps(criterion, tok, prompt_width: int, texts: list[str]) -> list[int | None]:
+    """Feed each row's tokens one step at a time (rows padded to one length with a space token, as finished rows are
+    with padding) and return the step at which each row was stopped (None: never)."""
+    import torch
+
+    rows = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    width = max(map(len, rows))
+    space = tok(" ", add_special_tokens=False)["input_ids"][0]
+    ids = torch.tensor([[1] * prompt_width + r + [space] * (width - len(r)) for r in rows])
+    stopped: list[int | None] = [None] * len(rows)
+    for step in range(1, width + 1):
+        done = criterion(ids[:, : prompt_width + step], None)
+        for row, flag in enumerate(done.tolist()):
+            if flag and stopped[row] is None:
+                stopped[row] = step
+    return stopped
+
+
+def test_first_line_done_stops_each_row_when_its_first_line_gives_the_answer(tokenizer) -> None:
+    from align.eval.generate import FirstLineDone
+    from align.tasks import registry
+
+    triage = registry()["triage"]
+    texts = [
+        "ESI level: 3\nRationale: stable",
+        "I think\nESI level: 2\n",
+        "\n\nESI level: 4\nmore",
+        "ESI level: 5 only",
+    ]
+    seen: list[tuple[int, str]] = []
+
+    def done(i: int, line: str) -> bool:
+        seen.append((i, line))
+        return triage.first_line_answers(line, {})
+
+    crit = FirstLineDone(tokenizer, width=3, rows=[10, 11, 12, 13], done=done)
+    stopped = _steps(crit, tokenizer, 3, texts)
+    first_lines = [
+        len(tokenizer(t.lstrip("\n").split("\n")[0] + "\n", add_special_tokens=False)["input_ids"]) for t in texts
+    ]
+    assert stopped[0] is not None and stopped[0] <= first_lines[0] + 1  # at the token that ends "ESI level: 3"
+    assert stopped[1] is None  # its first line ("I think") gives no answer: it runs on
+    assert stopped[2] is not None  # leading blank lines do not count as a first line
+    assert stopped[3] is None  # no line has ended
+    # each row's first line is looked at once, with the prompt index it stands for
+    assert sorted(seen) == [(10, "ESI level: 3"), (11, "I think"), (12, "ESI level: 4")]
+
+
+def test_free_text_and_unparsed_lines_never_stop_early() -> None:
+    from align.tasks import registry
+
+    tasks = registry()
+    assert tasks["triage"].first_line_answers("ESI level: 2", {})
+    assert not tasks["triage"].first_line_answers("The patient is stable", {})
+    assert tasks["provider_routing"].first_line_answers("Route to: nurse", {})
+    assert not tasks["summarization"].first_line_answers("Summary: 54-year-old with chest pain.", {})
+
+
+class NewlineAt:
+    """A logits processor: no line break anywhere, except the 4th token of each batch's even rows."""
+
+    def __init__(self, newlines: list[int], width: int) -> None:
+        self.newlines, self.width = newlines, width
+
+    def __call__(self, input_ids, scores):
+        scores[:, self.newlines] = float("-inf")
+        if input_ids.shape[1] - self.width == 3:
+            scores[0::2] = float("-inf")
+            scores[0::2, self.newlines[0]] = 0.0
+        return scores
+
+
+def test_generation_stopped_at_the_first_line_is_that_line_of_the_full_answer(tiny, monkeypatch) -> None:
+    """Greedy answers of the tiny model (half of them made to break the line at their 4th token), with every finished
+    first line accepted: an answer with a line break is its first line, one without is the full answer."""
+    from transformers import LogitsProcessorList
+
+    from align.eval.generate import _newline_tokens
+
+    model, tok = tiny  # left alone, it writes nothing but line breaks
+    newlines = [tok("\n", add_special_tokens=False)["input_ids"][0], *_newline_tokens(tok)]
+    original = model.generate
+
+    def with_newlines(**kwargs):
+        width = kwargs["input_ids"].shape[1]
+        return original(**kwargs, logits_processor=LogitsProcessorList([NewlineAt(newlines, width)]))
+
+    monkeypatch.setattr(model, "generate", with_newlines)
+    prompts = [[{"role": "user", "content": f"Case {i}: " + "pain " * i}] for i in range(8)]
+    full = generate(model, tok, prompts, max_new_tokens=12, batch_size=4)
+    stopped = generate(model, tok, prompts, max_new_tokens=12, batch_size=4, first_line_done=lambda i, line: True)
+    broken = [i for i, t in enumerate(full) if "\n" in t]
+    assert broken and len(broken) < len(full), full
+    assert stopped == [t.split("\n", 1)[0].strip() if "\n" in t else t for t in full]
+    assert generate(model, tok, prompts, 12, 4, first_line_done=lambda i, line: False) == full
+
+
+def test_the_cache_key_says_whether_generation_stopped_at_the_answer_line() -> None:
+    from align.report.cache import generation_key
+
+    prompt = [{"role": "user", "content": "x"}]
+    assert generation_key("m", prompt, 24, 16) != generation_key("m", prompt, 24, 16, to_answer_line=True)
+    assert generation_key("m", prompt, 24, 16) == generation_key("m", prompt, 24, 16, False)

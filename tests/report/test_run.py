@@ -84,9 +84,9 @@ def _count_generations(monkeypatch) -> list[tuple[str, str]]:
     calls: list[tuple[str, str]] = []
     real = report_run.generate
 
-    def counting(model, tok, prompts, max_new, batch_size, desc):
+    def counting(model, tok, prompts, max_new, batch_size, desc, first_line_done=None):
         calls.append(tuple(desc.split("/")))
-        return real(model, tok, prompts, max_new, batch_size, desc)
+        return real(model, tok, prompts, max_new, batch_size, desc, first_line_done)
 
     monkeypatch.setattr(report_run, "generate", counting)
     return calls
