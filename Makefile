@@ -71,6 +71,8 @@ test: model
 test-fast: model
 	$(BIN)/pytest -q -m "not slow"
 
+# align vs TRL 1.16 (defaults and its best settings), per stage, alternating subprocesses, >= 60 s measured per run,
+# two data sizes: ~30 min on 2 cores; writes outputs/bench/bench.json and bench.svg. `align bench --quick`: a smoke run.
 bench: model data
 	$(BIN)/align bench --out outputs/bench
 

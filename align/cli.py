@@ -354,7 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     prep = sub.add_parser("prepare-model", help="dequantize and cache the embedded default model (once)")
     prep.add_argument("name", nargs="?", default="smollm2-135m")
     prep.set_defaults(func=_prepare)
-    bench = sub.add_parser("bench", help="align vs TRL defaults: tokens/s, pairs/s, padding, RSS, MFU -> bench.json")
+    bench = sub.add_parser(
+        "bench",
+        help="align vs TRL defaults and TRL at its best: tokens/s, pairs/s, padding, RSS, MFU (~30 min) -> bench.json",
+    )
     bench.add_argument("--out", default="outputs/bench")
     bench.add_argument("--quick", action="store_true", help="a smaller run for smoke testing")
     bench.set_defaults(func=_bench)
