@@ -47,7 +47,7 @@ def _stage(args: argparse.Namespace) -> int:
         PartialState().wait_for_everyone()
     log.info("recipe %s -> %s", args.recipe, out)
     run = _runner(args.command)
-    result = run(recipe, allow_phi=args.allow_phi) if training else run(recipe)
+    result = run(recipe, allow_phi=args.allow_phi)
     print(f"{args.command}: done; outputs in {result.out_dir}")
     return 0
 
@@ -277,6 +277,12 @@ def _add_stage(sub, name: str, text: str) -> None:
     if name != "report":
         p.add_argument("--force", action="store_true", help="discard a finished or partial run and train again")
         p.add_argument("--allow-phi", action="store_true", help="train even if the PHI scan finds likely identifiers")
+    else:
+        p.add_argument(
+            "--allow-phi",
+            action="store_true",
+            help="show report.test_data / pref_data prompts in the report even if the PHI scan finds likely identifiers",
+        )
     p.set_defaults(func=_stage)
 
 

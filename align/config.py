@@ -98,6 +98,8 @@ class ReportSection:
     max_new_tokens: dict[str, int] = field(default_factory=dict)  # per task; default: the task's own budget
     # a closed answer (label, choice) whose first line gives it stops there: the rationale after it is not decoded
     stop_at_answer: bool = True
+    # report.test_data / pref_data are de-identified: show their prompts even if the PHI scan finds likely identifiers
+    allow_phi: bool = False
     max_length: int = 768  # tokens per held-out pair (prompt + answer) when scoring preference log-probs
     n_boot: int = 2000
     extra_dpo: dict[str, str] = field(default_factory=dict)  # more DPO runs to compare with SFT: name -> stage dir

@@ -157,6 +157,16 @@ class Packed:
         return ((same & member & causal) | alone)[:, None]
 
 
+def _blank_bins(shape: tuple[int, int], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Empty bins: (input_ids = pad, position_ids = 0, labels = -100, seq_ids = -1)."""
+    return (
+        torch.full(shape, pad_id, dtype=torch.long),
+        torch.zeros(shape, dtype=torch.long),
+        torch.full(shape, -100, dtype=torch.long),
+        torch.full(shape, -1, dtype=torch.long),
+    )
+
+
 def pack(
     ids: list[list[int]], labels: list[list[int]], capacity: int, pad_id: int, bins: list[list[int]] | None = None
 ) -> Packed:
@@ -164,11 +174,7 @@ def pack(
     lengths = [len(x) for x in ids]
     bins = bins if bins is not None else plan_bins(lengths, capacity)
     width = max(sum(lengths[i] for i in b) for b in bins)
-    shape = (len(bins), width)
-    out_ids = torch.full(shape, pad_id, dtype=torch.long)
-    out_pos = torch.zeros(shape, dtype=torch.long)
-    out_lab = torch.full(shape, -100, dtype=torch.long)
-    out_seq = torch.full(shape, -1, dtype=torch.long)
+    out_ids, out_pos, out_lab, out_seq = _blank_bins((len(bins), width), pad_id)
     index: list[tuple[int, torch.Tensor]] = [(0, torch.empty(0, dtype=torch.long))] * len(ids)
     for b, members in enumerate(bins):
         offset = 0
@@ -221,13 +227,8 @@ def pack_shared(groups: list[Group], capacity: int, pad_id: int) -> Packed:
     lengths = [g.packed_length for g in groups]
     bins = plan_bins(lengths, capacity)
     width = max(sum(lengths[i] for i in b) for b in bins)
-    shape = (len(bins), width)
-    out_ids = torch.full(shape, pad_id, dtype=torch.long)
-    out_pos = torch.zeros(shape, dtype=torch.long)
-    out_lab = torch.full(shape, -100, dtype=torch.long)
-    out_seq = torch.full(shape, -1, dtype=torch.long)
-    out_grp = torch.full(shape, -1, dtype=torch.long)
-    out_br = torch.full(shape, -1, dtype=torch.long)
+    out_ids, out_pos, out_lab, out_seq = _blank_bins((len(bins), width), pad_id)
+    out_grp, out_br = out_seq.clone(), out_seq.clone()
     first = [0]
     for g in groups:
         first.append(first[-1] + len(g.rests))

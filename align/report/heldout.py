@@ -3,7 +3,9 @@
 `report.test_data` / `report.pref_data` are dataset declarations like `data.train` (any file type, column maps,
 shapes, task names), read by the reader training uses. When a recipe leaves them empty, the report scores what the
 stages held out (`heldout.jsonl` beside SFT and DPO: their data.eval, or the split data.test_split_size carved).
-Either way, a row whose prompt any compared stage trained on (`trained_prompts.json`) is dropped and counted: the
+Declared files of the user's are scanned for likely PHI before any model loads (the report puts prompts into pages
+meant to be shared); the stages' held-out splits passed the same scan when they trained. Either way, a row whose
+prompt any compared stage trained on (`trained_prompts.json`) is dropped and counted: the
 report never scores a prompt that trained. A task that has held-out pairs but no test rows is scored on the pairs'
 prompts, against their chosen answers.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from align.config import DataConfig, DatasetConfig, ReportRecipe
-from align.data.load import ensure_bundled, load_rows
+from align.data.load import check_phi, ensure_bundled, load_rows
 from align.errors import UserError
 from align.stage import prompt_key, read_heldout, trained_prompts
 
@@ -31,11 +33,11 @@ class HeldOut:
     dropped_trained: int = 0
 
 
-def read_held_out(recipe: ReportRecipe, stages: list[Path]) -> HeldOut:
+def read_held_out(recipe: ReportRecipe, stages: list[Path], allow_phi: bool = False) -> HeldOut:
     """Test rows and pairs (declared, or the stages' held-out splits), minus every prompt a stage trained on."""
     report = recipe.report
-    tests = _read(report.test_data, "sft", recipe) if report.test_data else _saved(stages[:1])
-    pairs = _read(report.pref_data, "preference", recipe) if report.pref_data else _saved(stages[1:2])
+    tests = _read(report.test_data, "sft", recipe, allow_phi) if report.test_data else _saved(stages[:1])
+    pairs = _read(report.pref_data, "preference", recipe, allow_phi) if report.pref_data else _saved(stages[1:2])
     if not tests and not pairs:
         raise UserError(
             "no held-out data to score",
@@ -60,7 +62,7 @@ def read_held_out(recipe: ReportRecipe, stages: list[Path]) -> HeldOut:
     return HeldOut(groups, [r for rows in pair_groups.values() for r in rows], sources, dropped)
 
 
-def _read(specs: list[DatasetConfig], kind: str, recipe: ReportRecipe) -> list[dict]:
+def _read(specs: list[DatasetConfig], kind: str, recipe: ReportRecipe, allow_phi: bool) -> list[dict]:
     ensure_bundled(DataConfig(train=list(specs)))
     rows: list[dict] = []
     for spec in specs:
@@ -69,6 +71,7 @@ def _read(specs: list[DatasetConfig], kind: str, recipe: ReportRecipe) -> list[d
                 f"held-out data not found: {spec.path}", "run `align data build` or fix report.test_data / pref_data"
             )
         rows += load_rows(spec, kind, recipe.model.allow_network)
+    check_phi(DataConfig(train=list(specs)), rows, allow_phi)
     return rows
 
 

@@ -142,13 +142,14 @@ def answer_all(recipe, variants, tasks: dict[str, Task], groups, pairs, out_dir:
     return answers, logps
 
 
-def run_report(recipe: ReportRecipe) -> RunResult:
+def run_report(recipe: ReportRecipe, allow_phi: bool = False) -> RunResult:
     started = time.time()
     out_dir = recipe.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = available_variants(recipe)
     tasks = report_tasks(recipe, variants)
-    held = read_held_out(recipe, [p for k, p in variants.items() if p is not None and k in ("sft", "sft_dpo")])
+    stages = [p for k, p in variants.items() if p is not None and k in ("sft", "sft_dpo")]
+    held = read_held_out(recipe, stages, allow_phi or recipe.report.allow_phi)
     for rows in held.tasks.values():  # a missing gold answer fails here, before any model loads
         check_rows(rows, tasks)
     answers, logps = answer_all(recipe, variants, tasks, held.tasks, held.pairs, out_dir, Hardware.detect())

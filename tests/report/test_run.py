@@ -90,3 +90,26 @@ def _count_generations(monkeypatch) -> list[tuple[str, str]]:
 
     monkeypatch.setattr(report_run, "generate", counting)
     return calls
+
+
+def test_declared_test_data_with_likely_phi_is_refused_before_any_model_loads(tmp_path, tiny_recipe, tiny_model_dir):
+    """The report puts prompts into pages meant to be shared: a user's test file is PHI-scanned like training data."""
+    import pytest
+
+    from align.errors import UserError
+
+    run_sft(tiny_recipe("sft"))
+    test = tmp_path / "mine.jsonl"
+    row = {
+        "task": "callbacks",  # a task nobody declared: scored against its completion
+        "prompt": [{"role": "user", "content": "Call Mr. Alan Smith back at 617-555-0142 about his chest pain."}],
+        "completion": [{"role": "assistant", "content": "Called back; advised the ED."}],
+    }
+    test.write_text(json.dumps(row) + "\n")
+    recipe = _report_recipe(tmp_path, tiny_model_dir, f"report.test_data={test}", "report.pref_data=[]")
+    with pytest.raises(UserError, match=r"^.*mine.jsonl: possible protected health information: 1 phone"):
+        report_run.run_report(recipe)
+    assert not (recipe.output_dir / "report.json").exists()
+    allowed = _report_recipe(tmp_path, tiny_model_dir, f"report.test_data={test}", "report.pref_data=[]")
+    result = report_run.run_report(allowed, allow_phi=True)  # `align report ... --allow-phi` (or report.allow_phi)
+    assert json.loads((result.out_dir / "report.json").read_text())["tasks"]["callbacks"]["n"] == 1
