@@ -6,6 +6,7 @@ Greedy generation can stop each answer at the end of its first line once that li
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -61,8 +62,10 @@ class FirstLineDone(StoppingCriteria):
         return torch.tensor([r in self.stopped for r in range(input_ids.shape[0])], device=input_ids.device)
 
 
+@functools.lru_cache(maxsize=8)
 def _newline_tokens(tokenizer) -> frozenset[int]:
-    """The ids of every token whose text holds a line break."""
+    """The ids of every token whose text holds a line break (decoding the vocabulary takes seconds: once per
+    tokenizer, not once per batch)."""
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
     return frozenset(i for i, t in enumerate(texts) if "\n" in t)
 
