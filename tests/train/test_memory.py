@@ -4,7 +4,6 @@ fit a 24 GiB machine, the old 8-bin default does not, and a run that cannot fit 
 from __future__ import annotations
 
 import logging
-
 from pathlib import Path
 
 import pytest
