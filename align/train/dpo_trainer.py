@@ -35,7 +35,8 @@ def _can_share(model) -> bool:
 
 
 class AlignDPOTrainer(DPOTrainer):
-    """DPOTrainer whose forward runs padding-free and whose reference log-probs come from a disk cache."""
+    """DPOTrainer whose forward runs padding-free, computing each pair's prompt once, and whose reference log-probs
+    come from one such pass or a disk cache."""
 
     def __init__(
         self,
@@ -50,9 +51,8 @@ class AlignDPOTrainer(DPOTrainer):
         self.pack_stats = PackStats()  # policy forwards
         self.ref_stats = PackStats()  # reference passes (none when the cache had them)
         self.ref_cache_hits = 0
-        self.share_prompt = (
-            share_prompt and packing and _can_share(kwargs["model"])
-        )  # TRL's __init__ runs the reference
+        # decided before TRL's __init__, which runs the reference pass
+        self.share_prompt = share_prompt and _can_share(kwargs["model"])
         super().__init__(*args, **kwargs)
 
     @property
