@@ -26,7 +26,7 @@ from align.errors import UserError
 class ModelConfig:
     name: str = "smollm2-135m"  # embedded short name, local directory, or hub id
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # autocast dtype for matmuls; weights stay fp32 for LoRA
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # training autocast dtype; answering: stage.inference_dtype
     quantization: Literal["none", "4bit"] = "none"  # 4bit = QLoRA (bitsandbytes, CUDA only)
     trust_remote_code: bool = False
     allow_network: bool = False  # False keeps HF_HUB_OFFLINE=1: nothing is fetched at run time

@@ -43,9 +43,26 @@ def test_gpu_only_recipe_and_qlora_fail_on_cpu():
     check_requirements(ModelConfig(), CPU)  # the default runs anywhere
 
 
-def test_models_answer_in_fp32_even_where_training_autocasts_to_bf16(tiny_model_dir):
-    """Merged adapters' updates sit below bf16's resolution: inference keeps fp32 weights whatever precision says."""
-    from align.stage import load_for_inference
+def test_models_answer_in_the_recipes_precision_merged_in_fp32_first(tiny_model_dir, tmp_path):
+    """Inference runs in model.precision's dtype; an adapter is merged into fp32 weights before the cast, so the
+    bf16 weights are the rounded fp32 merge (merging into already-rounded weights would round twice)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
 
-    model, _ = load_for_inference(None, ModelConfig(name=str(tiny_model_dir), precision="bf16"))
-    assert {p.dtype for p in model.parameters()} == {torch.float32} and not model.training
+    from align.stage import FINAL, inference_dtype, load_for_inference
+
+    base = lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)  # noqa: E731
+    fp32, _ = load_for_inference(None, ModelConfig(name=str(tiny_model_dir), precision="fp32"))
+    assert {p.dtype for p in fp32.parameters()} == {torch.float32} and not fp32.training
+    bf16, _ = load_for_inference(None, ModelConfig(name=str(tiny_model_dir), precision="bf16"), CPU)
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16} and not bf16.training
+    for hw in (CPU, CPU_AMX):  # auto answers in fp32 on CPU, even where training autocasts to bf16
+        assert load_for_inference(None, ModelConfig(name=str(tiny_model_dir)), hw)[0].dtype == torch.float32
+    assert inference_dtype(ModelConfig(), GPU) == torch.bfloat16
+
+    peft = get_peft_model(base(), LoraConfig(r=4, target_modules=["q_proj", "down_proj"], init_lora_weights=False))
+    peft.save_pretrained(tmp_path / "stage" / FINAL)
+    merged = peft.merge_and_unload().to(torch.bfloat16).state_dict()
+    loaded, _ = load_for_inference(tmp_path / "stage", ModelConfig(name=str(tiny_model_dir), precision="bf16"), CPU)
+    for name, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, merged[name], atol=0, rtol=0, msg=name)

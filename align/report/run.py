@@ -37,6 +37,7 @@ from align.report.sections import (
 from align.runinfo import library_versions, write_json, write_jsonl
 from align.stage import (
     RunResult,
+    inference_dtype,
     is_complete,
     load_for_inference,
     model_stamp,
@@ -74,11 +75,14 @@ def report_tasks(recipe: ReportRecipe, variants: dict[str, Path | None]) -> dict
     return registry(*(read_recipe(s).get("tasks") for s in stages), recipe.tasks)
 
 
-def variant_stamp(recipe: ReportRecipe, stage_dir: Path | None) -> str:
-    """What a variant's saved answers are tied to: the base model's files, or a stage's model files."""
+def variant_stamp(recipe: ReportRecipe, stage_dir: Path | None, hw: Hardware) -> str:
+    """What a variant's saved answers are tied to: the base model's files, or a stage's model files, and the dtype
+    it answers in."""
     if stage_dir is None:
-        return model_stamp([resolve_model_path(recipe.model.name, recipe.model.allow_network)])
-    return stage_stamp(stage_dir)
+        files = model_stamp([resolve_model_path(recipe.model.name, recipe.model.allow_network)])
+    else:
+        files = stage_stamp(stage_dir)
+    return f"{files}|{inference_dtype(recipe.model, hw)}"
 
 
 class Answerer:
@@ -86,7 +90,7 @@ class Answerer:
 
     def __init__(self, recipe: ReportRecipe, name: str, stage_dir: Path | None, cache: dict[str, str], hw: Hardware):
         self.recipe, self.name, self.stage_dir, self.cache, self.hw = recipe, name, stage_dir, cache, hw
-        self.stamp = variant_stamp(recipe, stage_dir)
+        self.stamp = variant_stamp(recipe, stage_dir, hw)
         self.model = self.tokenizer = None
 
     def loaded(self):

@@ -77,6 +77,9 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     run_dpo(tiny_recipe("dpo", "train.learning_rate=5e-4"))
     report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
     assert sorted({v for v, _ in generated}) == ["sft_dpo"]  # its old answers are not reused; the others are
+    generated.clear()
+    report_run.run_report(_report_recipe(tmp_path, tiny_model_dir, "model.precision=bf16"))
+    assert sorted({v for v, _ in generated}) == ["base", "sft", "sft_dpo"]  # answers are tied to the dtype too
 
 
 def _count_generations(monkeypatch) -> list[tuple[str, str]]:
