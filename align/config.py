@@ -3,16 +3,14 @@
 Each stage has its own recipe type (RECIPES): a training stage's `train:` section is TRL's config in TRL's words
 (align/trl_args.py), the other sections are align's dataclasses below, where every default lives. A key the stage
 does not know fails with its line, a did-you-mean and the valid keys; a key that moved names its new place; a recipe
-for another stage, a duplicate key and a bad override fail with one line too — all before any model loads.
+for another stage, a duplicate key and a bad override fail with one line too — all before any model loads. The
+strict reading itself (lines, duplicate keys, overrides, types) is align/strict_yaml.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from align.errors import UserError
+from align.strict_yaml import apply_override, build, read_yaml
 
 
 @dataclass
@@ -204,24 +203,16 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, stage: str
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe not found: {path}", "pass a YAML file such as recipes/smollm2-135m/sft.yaml")
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        raise UserError(
-            f"invalid YAML: {getattr(err, 'problem', err)}", "fix the syntax", str(path), _one(line)
-        ) from None
-    raw, lines = _to_python(node, str(path)) if node is not None else ({}, {})
+    raw, lines = read_yaml(path)
     if not isinstance(raw, dict):
         raise UserError(
             "a recipe must be a mapping of keys to values", "see recipes/smollm2-135m/sft.yaml", str(path), 1
         )
     for item in overrides or []:
-        _apply_override(raw, item)
+        apply_override(raw, item)
     raw["stage"] = _stage_of(raw, stage, str(path), lines)
     _refuse_moved(raw, str(path), lines)
-    recipe = build(RECIPES[raw["stage"]], raw, str(path), lines)
+    recipe = build(RECIPES[raw["stage"]], raw, str(path), lines, where=f" in a {raw['stage']} recipe")
     _check_recipe(recipe, str(path), lines)
     return recipe
 
@@ -275,128 +266,6 @@ def _check_recipe(recipe: Recipe, path: str, lines: dict[str, int]) -> None:
                 path,
                 lines.get("train.eval_strategy"),
             )
-
-
-def _one(line: int | None) -> int | None:
-    return None if line is None else line + 1
-
-
-def _to_python(node: yaml.Node, path: str, key: str = "") -> tuple[Any, dict[str, int]]:
-    """Convert a composed YAML node to Python, recording the 1-based line of every dotted key; a key given twice in
-    one mapping fails (YAML would keep the last silently and drop the first)."""
-    lines: dict[str, int] = {key: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for knode, vnode in node.value:
-            child = f"{key}.{knode.value}" if key else str(knode.value)
-            if str(knode.value) in out:
-                raise UserError(
-                    f"duplicate key {child!r} (first at line {lines[child]})",
-                    "merge the two into one; YAML would silently keep only the last",
-                    path,
-                    knode.start_mark.line + 1,
-                )
-            lines[child] = knode.start_mark.line + 1
-            value, sub = _to_python(vnode, path, child)
-            out[str(knode.value)] = value
-            lines.update({k: v for k, v in sub.items() if k != child})
-        return out, lines
-    if isinstance(node, yaml.SequenceNode):
-        values = []
-        for i, item in enumerate(node.value):
-            value, sub = _to_python(item, path, f"{key}[{i}]")
-            values.append(value)
-            lines.update(sub)
-        return values, lines
-    return yaml.safe_load(yaml.serialize(node)), lines
-
-
-def _apply_override(raw: dict[str, Any], item: str) -> None:
-    if "=" not in item:
-        raise UserError(f"override {item!r} is not key=value", "write e.g. train.learning_rate=1e-4")
-    key, value = item.split("=", 1)
-    target = raw
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        target = target.setdefault(part, {})
-        if not isinstance(target, dict):
-            raise UserError(f"override {item!r}: {part!r} is not a section", "override a key inside a section")
-    try:
-        target[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        raise UserError(f"override {item!r}: the value is not valid YAML", f"quote it: {key}='{value}'") from None
-
-
-def build(cls: type, raw: Any, path: str, lines: dict[str, int], prefix: str = "") -> Any:
-    """Build dataclass `cls` from `raw`, failing on unknown keys and wrong types with the line and the valid choices."""
-    if not isinstance(raw, dict):
-        raise UserError(f"{prefix or 'recipe'} must be a mapping", "indent its keys under it", path, lines.get(prefix))
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in raw.items():
-        dotted = f"{prefix}.{key}" if prefix else key
-        if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            where = f" in a {raw['stage']} recipe" if cls in RECIPES.values() else ""
-            raise UserError(
-                f"unknown key {dotted!r}{where}", f"{hint}valid keys here: {', '.join(fields)}", path, lines.get(dotted)
-            )
-        kwargs[key] = _coerce(hints[key], value, path, lines, dotted)
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, path: str, lines: dict[str, int], dotted: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    line = lines.get(dotted)
-    if hint is Any:
-        return value
-    if dataclasses.is_dataclass(hint):
-        if isinstance(value, str) and "path" in {f.name for f in dataclasses.fields(hint)}:
-            value = {"path": value}  # `train: file.jsonl` is short for `train: [{path: file.jsonl}]`
-        return build(hint, value, path, lines, dotted)
-    if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
-            return None
-        arms = [a for a in args if a is not type(None)]
-        for arm in arms[:-1]:
-            try:
-                return _coerce(arm, value, path, lines, dotted)
-            except UserError:
-                continue
-        return _coerce(arms[-1], value, path, lines, dotted)
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise UserError(f"{dotted} = {value!r} is not allowed", f"choose one of {choices}", path, line)
-        return value
-    if origin is list:
-        if isinstance(value, (str, dict)) and (args[0] is str or dataclasses.is_dataclass(args[0])):
-            value = [value]
-        if not isinstance(value, list):
-            raise UserError(f"{dotted} must be a list", "write it as [a, b] or one item per '- ' line", path, line)
-        return [_coerce(args[0], v, path, lines, f"{dotted}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise UserError(f"{dotted} must be a mapping", "write it as {key: value}", path, line)
-        return {str(k): _coerce(args[1], v, path, lines, f"{dotted}.{k}") for k, v in value.items()}
-    return _scalar(hint, value, path, line, dotted)
-
-
-def _scalar(hint: Any, value: Any, path: str, line: int | None, dotted: str) -> Any:
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:
-            return float(value)  # YAML 1.1 reads `2e-4` as a string
-        except ValueError:
-            pass
-    if hint in (int, str, bool, float) and type(value) is hint:
-        return value
-    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise UserError(f"{dotted} = {value!r} should be {hint.__name__}", f"write a {hint.__name__} value", path, line)
 
 
 def to_dict(recipe: Recipe) -> dict[str, Any]:
