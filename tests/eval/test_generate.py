@@ -148,3 +148,56 @@ def test_the_cache_key_says_whether_generation_stopped_at_the_answer_line() -> N
     prompt = [{"role": "user", "content": "x"}]
     assert generation_key("m", prompt, 24, 16) != generation_key("m", prompt, 24, 16, to_answer_line=True)
     assert generation_key("m", prompt, 24, 16) == generation_key("m", prompt, 24, 16, False)
+
+
+SHARED = [
+    [{"role": "system", "content": "You triage emergency patients. " * 4}, {"role": "user", "content": text}]
+    for text in ("Chest pain", "Chest pain and nausea for two days", "Ankle sprain", "Fever", "Cough and fever " * 3)
+]
+
+
+def test_shared_start_is_the_common_prefix_leaving_each_prompt_a_token() -> None:
+    from align.eval.generate import shared_start
+
+    assert shared_start([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 9]]) == 2
+    assert shared_start([[1, 2, 3], [1, 2, 3]]) == 2  # identical prompts keep their last token to feed generate
+    assert shared_start([[1, 2, 3]]) == 0 and shared_start([[4, 1], [5, 1]]) == 0
+
+
+def test_shared_start_inputs_give_the_logits_of_the_whole_prompts(tiny) -> None:
+    """[start | padding | rest] over the start's cache = the left-padded prompts run whole (fp32)."""
+    import torch
+
+    from align.data.collate import render_prompt
+    from align.eval.generate import shared_start, shared_start_inputs, start_cache
+
+    model, tok = tiny
+    encoded = [render_prompt(tok, p) for p in SHARED]
+    n = shared_start(encoded)
+    assert n >= 16
+    ids, mask = left_pad(encoded, tok.pad_token_id)
+    with torch.no_grad():
+        whole = model(input_ids=ids, attention_mask=mask).logits[:, -1]
+        inputs = shared_start_inputs(encoded, n, start_cache(model, encoded[0][:n]), tok.pad_token_id)
+        rest = inputs["input_ids"][:, n:]
+        cut = model(
+            input_ids=rest,
+            attention_mask=inputs["attention_mask"],
+            past_key_values=inputs["past_key_values"],
+            position_ids=(inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)[:, n:],
+        ).logits[:, -1]
+    torch.testing.assert_close(cut, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_answers_are_the_same_with_the_shared_start_computed_once(tiny, monkeypatch) -> None:
+    import align.eval.generate as gen
+
+    model, tok = tiny
+    starts = []
+    real = gen.start_cache
+    monkeypatch.setattr(gen, "start_cache", lambda m, s: starts.append(len(s)) or real(m, s))
+    shared = generate(model, tok, SHARED, max_new_tokens=8, batch_size=2)
+    assert starts and starts[0] >= gen.MIN_SHARED_START  # the start was computed apart, once
+    monkeypatch.setattr(gen, "MIN_SHARED_START", 10**6)
+    assert generate(model, tok, SHARED, max_new_tokens=8, batch_size=2) == shared
+    assert len(starts) == 1
