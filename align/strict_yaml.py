@@ -79,6 +79,12 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         raise UserError(f"override {item!r}: the value is not valid YAML", f"quote it: {key}='{value}'") from None
 
 
+def did_you_mean(key: str, choices) -> str:
+    """ "did you mean 'x'? " for the closest valid key, or "" when none is close."""
+    close = difflib.get_close_matches(key, sorted(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def build(cls: type, raw: Any, path: str, lines: dict[str, int], prefix: str = "", where: str = "") -> Any:
     """Build dataclass `cls` from `raw`, failing on unknown keys and wrong types with the line and the valid choices
     (`where` is said after an unknown top-level key, e.g. " in a dpo recipe")."""
@@ -90,11 +96,9 @@ def build(cls: type, raw: Any, path: str, lines: dict[str, int], prefix: str = "
     for key, value in raw.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
             raise UserError(
                 f"unknown key {dotted!r}{where}",
-                f"{hint}valid keys here: {', '.join(fields)}",
+                f"{did_you_mean(key, fields)}valid keys here: {', '.join(fields)}",
                 path,
                 lines.get(dotted),
             )

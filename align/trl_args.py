@@ -17,7 +17,6 @@ unknown `lr_scheduler_type`) fail then, before any model loads.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import math
 import types
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 
 from align.errors import UserError
+from align.strict_yaml import did_you_mean
 
 CONFIG_CLASS = {"sft": "SFTConfig", "domain": "SFTConfig", "dpo": "DPOConfig"}
 DOCS = {
@@ -158,11 +158,9 @@ def check_train(stage: str, train: Any, path: str, lines: dict[str, int]) -> dic
         dotted, line = f"train.{key}", lines.get(f"train.{key}")
         _refuse_known(stage, key, dotted, path, line)
         if key not in fields:
-            close = difflib.get_close_matches(key, sorted(fields), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
             raise UserError(
                 f"unknown key {dotted!r}",
-                f"{hint}valid keys are {CONFIG_CLASS[stage]}'s: {DOCS[CONFIG_CLASS[stage]]}",
+                f"{did_you_mean(key, fields)}valid keys are {CONFIG_CLASS[stage]}'s: {DOCS[CONFIG_CLASS[stage]]}",
                 path,
                 line,
             )
