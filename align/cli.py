@@ -276,13 +276,8 @@ def _add_stage(sub, name: str, text: str) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.learning_rate=1e-4")
     if name != "report":
         p.add_argument("--force", action="store_true", help="discard a finished or partial run and train again")
-        p.add_argument("--allow-phi", action="store_true", help="train even if the PHI scan finds likely identifiers")
-    else:
-        p.add_argument(
-            "--allow-phi",
-            action="store_true",
-            help="show report.test_data / pref_data prompts in the report even if the PHI scan finds likely identifiers",
-        )
+    allowed = "show report.test_data / pref_data prompts in the report" if name == "report" else "train"
+    p.add_argument("--allow-phi", action="store_true", help=f"{allowed} even if the PHI scan finds likely identifiers")
     p.set_defaults(func=_stage)
 
 
