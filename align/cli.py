@@ -229,9 +229,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from align.bench.run import run_bench
+    from align.bench.run import PLAN, run_bench
 
-    run_bench(Path(args.out), quick=args.quick)
+    run_bench(Path(args.out), quick=args.quick, stages=tuple(args.stage or PLAN))
     return 0
 
 
@@ -361,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", default="outputs/bench")
     bench.add_argument("--quick", action="store_true", help="a smaller run for smoke testing")
+    bench.add_argument(
+        "--stage",
+        action="append",
+        metavar="STAGE",
+        help="only this stage's rows: sft or dpo (repeatable; default both)",
+    )
     bench.set_defaults(func=_bench)
     _add_pairs(sub)
     return parser

@@ -13,6 +13,7 @@ from align.bench import worker
 from align.bench.flops import mfu, train_flops
 from align.bench.plot import bench_svg
 from align.bench.run import check_targets, derive, plan, spread, summarize
+from align.errors import UserError
 from tests.conftest import toy_rows, write_jsonl
 
 
@@ -232,3 +233,13 @@ def test_every_variant_runs_two_steps_on_the_tiny_model(tmp_path, tiny_model_dir
         assert r["real_tokens"] < r["data_tokens"]
     if variant == "align_unshared":
         assert r["real_tokens"] == r["data_tokens"]
+
+
+def test_a_stage_filter_plans_and_checks_that_stage_only(tmp_path, monkeypatch):
+    runs = plan(quick=False, stages=("dpo",))
+    assert {r["stage"] for r in runs} == {"dpo"} and len(runs) == 2 * len(bench_run.PLAN["dpo"])
+    table = summarize([_run("dpo", "trl_default", 0.3), _run("dpo", "align", 0.9)], peak=1e9)
+    assert {t["target"].split()[0] for t in check_targets(table)} == {"dpo"}  # no SFT target missed for lack of rows
+    monkeypatch.chdir(tmp_path)  # no data at all: a wrong stage name fails before anything else
+    with pytest.raises(UserError, match="no bench stage ppo.*choose from sft, dpo"):
+        bench_run.run_bench(tmp_path / "out", stages=("ppo",))

@@ -19,6 +19,7 @@ data faster than the data). MFU is against the dense matmul FLOP/s measured in t
 Wall time of `make bench` on 2 cores: 18 runs x (60 s measured + ~15 s start-up and model load + the warm-up step +
 the reference pass where there is one): SFT 8 runs x ~85 s ~ 11 min, DPO 10 runs x ~105 s ~ 18 min, ~30 min in all.
 `--quick` (smoke test): 9 runs of 2 steps (warm-up + 1 measured) on 16 SFT rows / 8 pairs (x2: twice), 1 round.
+`--stage sft` or `--stage dpo`: that stage's rows only (~11 or ~18 min); its targets alone are checked.
 Writes <out>/bench.json and <out>/bench.svg and prints the table.
 """
 
@@ -93,8 +94,9 @@ def row_name(variant: str, scale: int) -> str:
     return variant if scale == 1 else f"{variant}_x{scale}"
 
 
-def plan(quick: bool) -> list[dict]:
-    """Every run in order: a stage's rows one after another, that round `ALTERNATIONS` times, then the next stage."""
+def plan(quick: bool, stages: tuple[str, ...] = tuple(PLAN)) -> list[dict]:
+    """Every run in order: a stage's rows one after another, that round `ALTERNATIONS` times, then the next stage
+    (of `stages`, in PLAN's order)."""
     rounds, sizes = (1, QUICK_ROWS) if quick else (ALTERNATIONS, DATA_ROWS)
     return [
         {
@@ -108,6 +110,7 @@ def plan(quick: bool) -> list[dict]:
             "data": DATA[stage],
         }
         for stage, rows in PLAN.items()
+        if stage in stages
         for alternation in range(rounds)
         for variant, scale in rows
     ]
@@ -196,9 +199,12 @@ def _target(text: str, value: float | None, met: bool, unit: str = "x") -> dict:
 
 
 def check_targets(table: dict) -> list[dict]:
-    """The issue's targets against this run: speed ratios of medians, align's padding, align's peak RSS vs TRL's."""
+    """The issue's targets against this run (those of the stages it ran): speed ratios of medians, align's padding,
+    align's peak RSS vs TRL's."""
     out = []
     for stage, row, base, minimum in TARGETS:
+        if stage not in table:
+            continue
         value = table.get(stage, {}).get("rows", {}).get(row, {}).get(f"vs_{base}")
         out.append(_target(f"{stage} {row} >= {minimum}x {base}", value, value is not None and value >= minimum))
     for stage, t in table.items():
@@ -250,9 +256,10 @@ def format_table(table: dict, targets: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def check_data(quick: bool) -> None:
+def check_data(quick: bool, stages: tuple[str, ...]) -> None:
     sizes = QUICK_ROWS if quick else DATA_ROWS
-    for stage, path in DATA.items():
+    for stage in stages:
+        path = DATA[stage]
         need = sizes[stage] * max(scale for _, scale in PLAN[stage])
         if not Path(path).is_file():
             raise UserError(f"{path} is missing", "run `align data build` (or `make data`) first")
@@ -260,11 +267,14 @@ def check_data(quick: bool) -> None:
             raise UserError(f"{path} has fewer than the {need} rows the bench needs", "run `align data build` again")
 
 
-def run_bench(out_dir: Path, quick: bool = False) -> dict:
-    check_data(quick)
+def run_bench(out_dir: Path, quick: bool = False, stages: tuple[str, ...] = tuple(PLAN)) -> dict:
+    unknown = [s for s in stages if s not in PLAN]
+    if unknown or not stages:
+        raise UserError(f"no bench stage {', '.join(unknown) or '(none)'}", f"choose from {', '.join(PLAN)}")
+    check_data(quick, stages)
     dtype = select_precision("auto", Hardware.detect())
     precision = "bf16" if dtype == torch.bfloat16 else "fp32"
-    runs_planned = plan(quick)
+    runs_planned = plan(quick, stages)
     minutes = len(runs_planned) * (runs_planned[0]["budget_s"] + RUN_OVERHEAD_S) / 60
     print(f"bench: {len(runs_planned)} runs in {precision}, about {minutes:.0f} min on 2 cores")
     started, peaks = time.time(), [matmul_flops_per_s(dtype)]
@@ -279,7 +289,8 @@ def run_bench(out_dir: Path, quick: bool = False) -> dict:
     bench = {
         "settings": SETTINGS
         | {"precision_selected": precision, "budget_s": runs_planned[0]["budget_s"]}
-        | {"alternations": 1 if quick else ALTERNATIONS, "data_rows": QUICK_ROWS if quick else DATA_ROWS},
+        | {"alternations": 1 if quick else ALTERNATIONS, "data_rows": QUICK_ROWS if quick else DATA_ROWS}
+        | {"stages": list(stages)},
         "precision": precision,
         "matmul_peak_flops_per_s": max(peaks),
         "matmul_flops_per_s_start_end": peaks,
