@@ -72,9 +72,10 @@ test-fast: model
 	$(BIN)/pytest -q -m "not slow"
 
 # align vs TRL 1.16 (defaults and its best settings), per stage, alternating subprocesses, >= 60 s measured per run,
-# two data sizes: ~30 min on 2 cores; writes outputs/bench/bench.json and bench.svg. `align bench --quick`: a smoke run.
+# two data sizes: ~30 min on 2 cores; writes outputs/bench/bench.json and bench.svg. `align bench --quick`: a smoke run;
+# one stage: make bench ARGS="--stage dpo"
 bench: model data
-	$(BIN)/align bench --out outputs/bench
+	$(BIN)/align bench --out outputs/bench $(ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
