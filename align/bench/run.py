@@ -205,7 +205,7 @@ def check_targets(table: dict) -> list[dict]:
     for stage, row, base, minimum in TARGETS:
         if stage not in table:
             continue
-        value = table.get(stage, {}).get("rows", {}).get(row, {}).get(f"vs_{base}")
+        value = table[stage]["rows"].get(row, {}).get(f"vs_{base}")
         out.append(_target(f"{stage} {row} >= {minimum}x {base}", value, value is not None and value >= minimum))
     for stage, t in table.items():
         for name, row in t["rows"].items():
