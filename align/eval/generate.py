@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from align.data.collate import render_pair, render_prompt
+from align.data.collate import common_prefix_length, render_pair, render_prompt
 from align.logps import answer_logps
 
 FirstLine = Callable[[int, str], bool]  # (prompt index, its answer's finished first line) -> the answer is complete
@@ -116,11 +116,7 @@ def shared_start(encoded: list[list[int]]) -> int:
     """How many leading tokens every prompt shares, leaving each at least one token of its own (0 for one prompt)."""
     if len(encoded) < 2:
         return 0
-    n = 0
-    for column in zip(*encoded, strict=False):
-        if any(t != column[0] for t in column):
-            break
-        n += 1
+    n = min(common_prefix_length(encoded[0], e) for e in encoded[1:])
     return min(n, min(len(e) for e in encoded) - 1)
 
 
