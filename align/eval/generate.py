@@ -4,7 +4,8 @@ Greedy generation can stop each answer at the end of its first line once that li
 (`FirstLineDone`), so a closed answer given first ("ESI level: 3") does not decode a rationale nobody scores, and
 computes the start the prompts share (system prompt, instruction: 26-68 % of the bundled tasks' prompt tokens) once:
 its key/value cache is copied into every batch, which lays out as [shared start | padding | rest of the prompt]
-(`shared_start_inputs`; positions follow the attention mask, so padding in the middle changes nothing).
+(`shared_start_inputs`; positions follow the attention mask, so padding in the middle changes nothing). The key/value
+cache grows in place (`kvcache.GrowingLayer`: room for the answer, no copy of the whole cache per step).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from align.data.collate import common_prefix_length, render_pair, render_prompt
+from align.eval.kvcache import empty_growing_cache, growing
 from align.logps import answer_logps
 
 FirstLine = Callable[[int, str], bool]  # (prompt index, its answer's finished first line) -> the answer is complete
@@ -166,9 +168,14 @@ def _generate_batched(
         idx = order[start : start + batch_size]
         if cache is not None:
             inputs = shared_start_inputs([encoded[i] for i in idx], n_start, cache, pad)
+            inputs["past_key_values"] = growing(inputs["past_key_values"], max_new_tokens)
         else:
             ids, mask = left_pad([encoded[i] for i in idx], pad)
-            inputs = {"input_ids": ids, "attention_mask": mask}
+            inputs = {
+                "input_ids": ids,
+                "attention_mask": mask,
+                "past_key_values": empty_growing_cache(model, max_new_tokens),
+            }
         inputs = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         width = inputs["input_ids"].shape[1]
         stop = FirstLineDone(tokenizer, width, idx, first_line_done) if first_line_done else None
