@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from align.data.collate import common_prefix_length, render_pair, render_prompt
-from align.eval.kvcache import empty_growing_cache, growing
+from align.eval.kvcache import empty_growing_cache, growing, takes_dynamic_cache
 from align.logps import answer_logps
 
 FirstLine = Callable[[int, str], bool]  # (prompt index, its answer's finished first line) -> the answer is complete
@@ -162,7 +162,8 @@ def _generate_batched(
     out: list[list[str]] = [[] for _ in encoded]
     model.eval()
     pad = tokenizer.pad_token_id
-    n_start = shared_start(encoded) if n == 1 else 0  # k samples per prompt would need the cache expanded k-fold
+    own_cache = takes_dynamic_cache(model)  # else generate() builds the cache the model asks for
+    n_start = shared_start(encoded) if n == 1 and own_cache else 0  # k samples would need the cache expanded k-fold
     cache = start_cache(model, encoded[0][:n_start]) if n_start >= MIN_SHARED_START else None
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start : start + batch_size]
@@ -171,11 +172,9 @@ def _generate_batched(
             inputs["past_key_values"] = growing(inputs["past_key_values"], max_new_tokens)
         else:
             ids, mask = left_pad([encoded[i] for i in idx], pad)
-            inputs = {
-                "input_ids": ids,
-                "attention_mask": mask,
-                "past_key_values": empty_growing_cache(model, max_new_tokens),
-            }
+            inputs = {"input_ids": ids, "attention_mask": mask}
+            if own_cache:
+                inputs["past_key_values"] = empty_growing_cache(model, max_new_tokens)
         inputs = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         width = inputs["input_ids"].shape[1]
         stop = FirstLineDone(tokenizer, width, idx, first_line_done) if first_line_done else None

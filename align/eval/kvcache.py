@@ -5,7 +5,8 @@ room for the answer and writes each step into it; attention gets a view of the f
 keys and values `DynamicLayer` would give it (same values, same order: tests/eval/test_kvcache.py).
 
 Everything else is `DynamicLayer`'s own: after an operation that replaces the tensors (crop, batch selection,
-reordering, repeating rows) the next update copies them into a fresh buffer.
+reordering, repeating rows) the next update copies them into a fresh buffer. It is used only where `generate()` would
+build a plain `DynamicCache` itself (`takes_dynamic_cache`); other models keep the cache transformers gives them.
 """
 
 from __future__ import annotations
@@ -69,6 +70,20 @@ def growing(cache: DynamicCache, reserve: int) -> DynamicCache:
     return cache
 
 
+def takes_dynamic_cache(model) -> bool:
+    """Whether `generate()` would give `model` a plain `DynamicCache` (the condition it checks itself), so one can be
+    passed in its place: a decoder-only model that supports it, whose generation config asks for no other cache
+    (Gemma's "hybrid", "static", "quantized", ...: passing a cache beside those is an error)."""
+    supports = getattr(model, "_supports_default_dynamic_cache", None)
+    return (
+        supports is not None
+        and supports()
+        and not getattr(model.config, "is_encoder_decoder", False)
+        and "mamba" not in type(model).__name__.lower()
+        and getattr(getattr(model, "generation_config", None), "cache_implementation", None) in (None, "dynamic")
+    )
+
+
 def empty_growing_cache(model, reserve: int) -> DynamicCache:
-    """An empty cache for `model` (its layer types, as transformers lays them out) that grows in place."""
-    return growing(DynamicCache(config=model.config), reserve)
+    """An empty cache for `model` (its layer types, as `generate()` lays them out) that grows in place."""
+    return growing(DynamicCache(config=model.config.get_text_config(decoder=True)), reserve)
