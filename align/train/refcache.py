@@ -1,4 +1,6 @@
-"""On-disk cache of reference log-probs, keyed by (data, reference weights, chat template, max_length, precision)."""
+"""On-disk cache of reference log-probs, keyed by what decides their values: data, reference weights, chat template,
+max_length, precision, and how the pass lays the pairs out (bin length, prompt shared or not): in bf16 the same pairs
+packed into other bins give other round-off, so values computed under another layout are not reused."""
 
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()[:24]
 
 
-def cache_key(data_fp: str, weights_fp: str, template_fp: str, max_length: int, precision: str) -> str:
-    raw = f"{data_fp}|{weights_fp}|{template_fp}|{max_length}|{precision}"
+def cache_key(
+    data_fp: str, weights_fp: str, template_fp: str, max_length: int, precision: str, bin_length: int, shared: bool
+) -> str:
+    raw = f"{data_fp}|{weights_fp}|{template_fp}|{max_length}|{precision}|bins={bin_length}|shared={shared}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

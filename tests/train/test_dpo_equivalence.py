@@ -152,3 +152,22 @@ def test_reference_cache_skips_forward_passes_on_rerun(tmp_path, tiny_model_dir,
     assert first.ref_stats.real_tokens == once
     assert second.ref_forward_calls == 0 and second.ref_cache_hits == 1
     assert first.train_dataset["ref_chosen_logps"] == second.train_dataset["ref_chosen_logps"]
+
+
+def test_reference_cache_is_not_reused_under_another_bin_layout(tmp_path, tiny_model_dir, tokenizer):
+    """Other bins (or the prompt not shared) give other bf16 round-off: such a run computes its own reference."""
+    rows = toy_rows(8, "pref")
+    made = []
+    for name, pack_length, share in (("a", 256, True), ("b", 128, True), ("c", 256, False), ("d", 256, True)):
+        made.append(
+            AlignDPOTrainer(
+                model=_model(tiny_model_dir),
+                args=_args(tmp_path, name, True),
+                train_dataset=pair_dataset(tokenizer, rows, 512),
+                processing_class=tokenizer,
+                pack_length=pack_length,
+                share_prompt=share,
+                ref_cache_dir=tmp_path / "cache",
+            )
+        )
+    assert [t.ref_cache_hits for t in made] == [0, 0, 0, 1]  # only the same layout again hits the cache
