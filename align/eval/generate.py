@@ -4,9 +4,9 @@ Greedy generation can stop each answer at the end of its first line once that li
 (`FirstLineDone`), so a closed answer given first ("ESI level: 3") does not decode a rationale nobody scores, and
 computes the start the prompts share (system prompt, instruction: 26-68 % of the bundled tasks' prompt tokens) once:
 its key/value cache is copied into every batch, which lays out as [shared start | padding | rest of the prompt]
-(`shared_start_inputs`; positions follow the attention mask, so padding in the middle changes nothing). Where transformers
-would decode with its plain dynamic cache, the cache grows in place instead (`kvcache`: room for the answer, no copy
-of the whole cache per step).
+(`shared_start_inputs`; positions follow the attention mask, so padding in the middle changes nothing). Where
+transformers would decode with its plain dynamic cache, the cache grows in place instead (`kvcache`: room for the
+answer, no copy of the whole cache per step).
 """
 
 from __future__ import annotations
