@@ -84,7 +84,7 @@ class AlignDPOTrainer(DPOTrainer):
             self.args.max_length or 0,
             "bf16" if self.args.bf16 else "fp32",
             self.pack_length,
-            bool(self.share_prompt),
+            self.share_prompt,
         )
         cached = refcache.load(self.ref_cache_dir, key) if self.ref_cache_dir else None
         if cached is not None:

@@ -18,6 +18,15 @@ def tiny(tiny_model_dir):
     return load_model(ModelConfig(name=str(tiny_model_dir), precision="fp32"), str(tiny_model_dir))
 
 
+@pytest.fixture
+def growing_updates(monkeypatch) -> list[int]:
+    """One entry per GrowingLayer.update call made during the test."""
+    calls: list[int] = []
+    real = GrowingLayer.update
+    monkeypatch.setattr(GrowingLayer, "update", lambda self, k, v, *a, **kw: calls.append(1) or real(self, k, v))
+    return calls
+
+
 def _states(rows: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(rows, 2, length, 4, generator=g), torch.randn(rows, 2, length, 4, generator=g)
@@ -74,27 +83,21 @@ def test_generation_with_the_growing_cache_is_transformers_generation_bit_for_bi
     assert all(torch.equal(a, b) for a, b in zip(got.scores, want.scores, strict=True))
 
 
-def test_align_generation_decodes_through_the_growing_cache(tiny, monkeypatch) -> None:
+def test_align_generation_decodes_through_the_growing_cache(tiny, growing_updates) -> None:
     model, tok = tiny
-    calls = []
-    real = GrowingLayer.update
-    monkeypatch.setattr(GrowingLayer, "update", lambda self, k, v, *a, **kw: calls.append(1) or real(self, k, v))
     generate(model, tok, [[{"role": "user", "content": "Chest pain"}]], max_new_tokens=4, batch_size=1)
-    assert len(calls) == 4 * model.config.num_hidden_layers  # prefill + 3 decoding steps, every layer
+    assert len(growing_updates) == 4 * model.config.num_hidden_layers  # prefill + 3 decoding steps, every layer
 
 
-def test_a_model_that_asks_for_another_cache_keeps_it(tiny, monkeypatch) -> None:
+def test_a_model_that_asks_for_another_cache_keeps_it(tiny, growing_updates, monkeypatch) -> None:
     """A generation config naming its own cache (Gemma's "hybrid", "static", ...) makes a passed cache an error in
     generate(): align then passes none, and computes no shared start apart (that would pass one too)."""
     from align.eval.kvcache import takes_dynamic_cache
 
     model, tok = tiny
     assert takes_dynamic_cache(model)
-    calls = []
-    real = GrowingLayer.update
-    monkeypatch.setattr(GrowingLayer, "update", lambda self, k, v, *a, **kw: calls.append(1) or real(self, k, v))
     monkeypatch.setattr(model.generation_config, "cache_implementation", "static")
     assert not takes_dynamic_cache(model)
     prompts = [[{"role": "system", "content": "Triage " * 20}, {"role": "user", "content": c}] for c in ("a", "bb")]
     answers = generate(model, tok, prompts, max_new_tokens=3, batch_size=2)
-    assert len(answers) == 2 and not calls
+    assert len(answers) == 2 and not growing_updates
