@@ -4,7 +4,9 @@ A fast check of whether a model makes the per-prompt decision (one packed pass, 
 task (align/tasks/: label and choice tasks): each candidate answer line is scored as a continuation of the prompt
 (`align.eval.loglik`) and the most likely one is the model's decision — what the report's `scoring: loglik` does.
 When greedy decoding writes the answer format this tracks the report's generated accuracy at a fraction of the
-cost; it also shows *which* labels a model favours (a model stuck on one level is visible here).
+cost; it also shows *which* labels a model favours (a model stuck on one level is visible here). A model trained to
+reason before it answers (the bundled triage walk, align/data/tasks/triage_walk.py) is not scored on what it writes
+here, since the answer line comes last: score it with the report's greedy answers.
 
     python -m align.eval.decisions outputs/default/sft outputs/default/dpo [--data data/clinical/sft_test.jsonl]
 """

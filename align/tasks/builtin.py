@@ -28,12 +28,12 @@ TRIAGE = LabelTask(
     ordinal=True,  # ESI 1 (most urgent) .. 5: a later level than gold is under-triage
     call_names=("under_triage", "over_triage"),
     normalise=lambda v: int(v) if isinstance(v, int | str) and str(v).strip().isdigit() else v,
-    max_new_tokens=48,
+    max_new_tokens=112,  # the walk through the decision points: up to 104 tokens in the bundled answers
     description="ESI v4 level of an emergency department patient (bundled synthetic vignettes)",
     instruction=(
         "You are an emergency department triage nurse. Assign an Emergency Severity Index (ESI v4) level to this "
-        "patient. Answer with 'ESI level: N' (N from 1 to 5) on the first line, then 'Rationale: ...' naming the "
-        "deciding findings."
+        "patient. Walk the ESI decision points one per line (A. life-saving intervention, B. high-risk, C. resources, "
+        "D. danger-zone vitals) up to the one that decides, then answer 'ESI level: N' (N from 1 to 5) on the last line."
     ),
 )
 ROUTING = LabelTask(

@@ -1,16 +1,23 @@
-"""ESI v4 labelling on hand-written vignettes (every decision point) and the properties of the triage build."""
+"""ESI v4 labelling on hand-written vignettes (every decision point), the walk answers and their one-step errors, and
+the properties of the triage build."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 
 import pytest
 
 from align.data.tasks import DEFAULT_SIZES
-from align.data.tasks.triage import DEFAULT_MIX, Vignette, build, esi_level
+from align.data.tasks.triage import DEFAULT_MIX, Vignette, build, esi_level, walk_of
+from align.data.tasks.triage_walk import flip_levels, one_step_flips, same_level_wrong_resources
+from align.tasks.parse import parse_esi
 
-FORMAT = re.compile(r"^ESI level: ([1-5])\nRationale: \S.*$", re.S)
+# A, then B..D as far as the deciding point, then the level; parse_esi reads the last line
+FORMAT = re.compile(
+    r"^A\. [^\n]+(?:\nB\. [^\n]+ -> (?:yes|no))?(?:\nC\. [^\n]+ -> \d)?(?:\nD\. [^\n]+ -> (?:yes|no))?\nESI level: ([1-5])$"
+)
 
 
 def vig(**changes) -> Vignette:
@@ -83,28 +90,85 @@ def test_sizes_and_balanced_levels(rows):
 def test_chosen_format_matches_meta(rows):
     for split in rows:
         for r in rows[split]["sft"]:
-            m = FORMAT.match(r["completion"][0]["content"])
-            assert m, r["completion"]
-            assert int(m.group(1)) == r["meta"]["esi"]
-            rationale = r["completion"][0]["content"].lower()
-            assert all(f.lower() in rationale for f in r["meta"]["deciding_findings"])
+            answer = r["completion"][0]["content"]
+            m = FORMAT.match(answer)
+            assert m, answer
+            assert int(m.group(1)) == r["meta"]["esi"] == parse_esi(answer)
 
 
-def test_rejected_errors_have_the_stated_direction(rows):
+def _first_difference(chosen: str, rejected: str) -> tuple[str, str]:
+    return next((a, b) for a, b in zip(chosen.split("\n"), rejected.split("\n"), strict=False) if a != b)
+
+
+def test_rejected_answers_read_one_decision_point_wrong(rows):
     counts = Counter()
     for split in rows:
         for r in rows[split]["pref"]:
-            meta, rejected = r["meta"], r["rejected"][0]["content"]
-            assert rejected != r["chosen"][0]["content"]
+            meta, chosen, rejected = r["meta"], r["chosen"][0]["content"], r["rejected"][0]["content"]
             m = FORMAT.match(rejected)
-            assert m and int(m.group(1)) == meta["rejected_esi"]
+            assert m and int(m.group(1)) == meta["rejected_esi"], rejected
             err, esi, wrong = meta["error_type"], meta["esi"], meta["rejected_esi"]
             counts[err] += 1
             assert {"under_triage": wrong > esi, "over_triage": wrong < esi, "wrong_reason": wrong == esi}[err]
-            if err == "wrong_reason":
-                assert not any(f.lower() in rejected.lower() for f in meta["deciding_findings"])
+            ours, theirs = _first_difference(chosen, rejected)
+            assert ours[:2] == theirs[:2], (chosen, rejected)  # the same decision point, read differently
+            if ours[:2] in ("B.", "D."):  # what was read is right; the verdict is wrong
+                assert ours.rsplit(" -> ", 1)[0] == theirs.rsplit(" -> ", 1)[0]
+            if err == "wrong_reason":  # as many resources, the wrong ones
+                assert ours.startswith("C.") and ours[-1] == theirs[-1]
     assert set(counts) == set(DEFAULT_MIX)
     assert counts["under_triage"] <= 2 * counts["over_triage"] and counts["over_triage"] <= 2 * counts["under_triage"]
+
+
+WALKS = [
+    ({}, "A. Life-saving intervention: no\nB. High-risk: ankle injury; alert; pain 4/10 -> no\n"
+         "C. Resources: X-ray -> 1\nESI level: 4"),
+    ({"complaint": "acs"}, "A. Life-saving intervention: no\n"
+     "B. High-risk: chest pressure (possible acute coronary syndrome); alert; pain 4/10 -> yes\nESI level: 2"),
+    ({"mental": "lethargic"}, "A. Life-saving intervention: no\nB. High-risk: ankle injury; lethargy; pain 4/10 -> yes\n"
+     "ESI level: 2"),
+    ({"complaint": "fever_cough", "hr": 101}, "A. Life-saving intervention: no\n"
+     "B. High-risk: cough and fever; alert; pain 4/10 -> no\nC. Resources: labs, X-ray -> 2\n"
+     "D. Danger zone (HR > 100, RR > 20, SpO2 < 92): HR 101, RR 16, SpO2 98% -> yes\nESI level: 2"),
+    ({"complaint": "fever_cough", "age": 6, "hr": 130}, "A. Life-saving intervention: no\n"
+     "B. High-risk: cough and fever; alert; pain 4/10 -> no\nC. Resources: labs, X-ray -> 2\n"
+     "D. Danger zone (HR > 140, RR > 30, SpO2 < 92): HR 130, RR 16, SpO2 98% -> no\nESI level: 3"),
+    ({"spo2": 86, "distress": "severe"}, "A. Life-saving intervention: yes (SpO2 86% with severe respiratory distress)\n"
+     "ESI level: 1"),
+    ({"complaint": "sore_throat"}, "A. Life-saving intervention: no\nB. High-risk: sore throat; alert; pain 4/10 -> no\n"
+     "C. Resources: none -> 0\nESI level: 5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("changes", "answer"), WALKS)
+def test_walk_answers_by_hand(changes, answer):
+    assert walk_of(vig(**changes)).render() == answer
+
+
+@pytest.mark.parametrize(
+    ("changes", "levels"),
+    [
+        ({}, {1, 2, 3, 5}),  # A or B imagined; the X-ray missed; a resource imagined (2, no danger zone: 3)
+        ({"complaint": "fever_cough", "hr": 101}, {1, 3, 4, 5}),  # B imagined is still 2; D missed; resources missed
+        ({"complaint": "rlq_pain"}, {1, 2, 4, 5}),  # one of 3 resources missed is still 3; two or all missed: 4, 5
+        ({"spo2": 86, "distress": "severe"}, {2}),  # A missed: B's severe distress still makes it 2
+        ({"complaint": "acs"}, {1, 3}),  # A imagined; the high-risk situation missed: 3 resources, no danger zone
+    ],
+)
+def test_one_step_flips_reach_these_levels(changes, levels):
+    walk = walk_of(vig(**changes))
+    assert flip_levels(walk) == levels
+    assert all(f.level != walk.level for f in one_step_flips(walk, random.Random(1)))
+
+
+def test_wrong_resources_keep_the_level_and_the_count():
+    for changes in ({}, {"complaint": "rlq_pain"}):
+        walk = walk_of(vig(**changes))
+        wrong = same_level_wrong_resources(walk, random.Random(0))
+        assert wrong.level == walk.level and len(wrong.resources) == len(walk.resources)
+        assert not set(wrong.resources) & set(walk.resources)
+    for changes in ({"complaint": "acs"}, {"complaint": "fever_cough", "hr": 101}, {"complaint": "sore_throat"}):
+        assert same_level_wrong_resources(walk_of(vig(**changes)), random.Random(0)) is None
 
 
 def test_error_mix_is_honoured():

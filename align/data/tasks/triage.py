@@ -4,7 +4,8 @@
 situation, new confusion/lethargy/disorientation, severe pain (>= 7/10) or severe distress -> 2; (C) count the
 expected resources from the complaint's table: >= 2 -> 3, upgraded to 2 by danger-zone vital signs (D); 1 -> 4;
 0 -> 5. Vignettes are generated per target level so levels come out balanced, but the label always comes from
-`esi_level`, never from the generator's intent.
+`esi_level`, never from the generator's intent. The answer walks the same decision points one line each before the
+level (`walk_of`, rendered by triage_walk.py); a rejected answer reads one of them wrong.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from align.data.tasks.common import (
     to_rows,
 )
 from align.data.tasks.triage_table import COMPLAINTS, L1_OVERRIDES, MENTAL_TEXT, Complaint
+from align.data.tasks.triage_walk import Walk, flip_levels, one_step_flips, same_level_wrong_resources
 from align.tasks.builtin import TRIAGE
 
 TASK = "triage"
@@ -168,68 +170,57 @@ def render_vignette(v: Vignette, style: int) -> str:
 
 # ---- answers -------------------------------------------------------------------------------------------------------
 
-CONCLUSION = {
-    1: "Needs an immediate life-saving intervention.",
-    2: "High-risk patient who should not wait.",
-    3: "Stable vital signs; needs two or more resources.",
-    4: "Stable; needs one resource.",
-    5: "Stable; can be managed with examination alone.",
-}
 
-
-def answer_text(level: int, rationale: str) -> str:
-    return f"ESI level: {level}\nRationale: {rationale[:1].upper()}{rationale[1:]}"
+def walk_of(v: Vignette) -> Walk:
+    """The ESI decision points as read from this vignette (align/data/tasks/triage_walk.py renders them)."""
+    c = COMPLAINTS[v.complaint]
+    pain = "pain not assessable" if v.mental == "unresponsive" else f"pain {v.pain}/10"
+    read = (f"{c.short} ({c.high_risk})" if c.high_risk else c.short, NEW_ALTERED.get(v.mental, v.mental), pain)
+    level, findings = esi_level(v)
+    walk = Walk(
+        life_saving=tuple(findings) if level == 1 else (),
+        high_risk_read=read + (("severe distress",) if v.distress == "severe" else ()),
+        high_risk=bool(c.high_risk) or v.mental in NEW_ALTERED or v.pain >= 7 or v.distress == "severe",
+        resources=expected_resources(c),
+        limits=danger_zone_limits(v.age),
+        vitals=(v.hr, v.rr, v.spo2),
+        danger=bool(danger_zone_findings(v)),
+    )
+    assert walk.level == level, (walk, level)  # the walk and esi_level are one algorithm
+    return walk
 
 
 def chosen_answer(v: Vignette) -> str:
-    level, findings = esi_level(v)
-    closing = (
-        "Danger-zone vital signs upgrade ESI 3 to 2." if level == 2 and "resources expected" in findings[0] else ""
-    )
-    return answer_text(level, "; ".join(findings) + ". " + (closing or CONCLUSION[level]))
-
-
-def misread_rationale(v: Vignette, wrong_level: int) -> str:
-    """A plausible rationale for a wrong level, as a hurried triager might write it."""
-    c = COMPLAINTS[v.complaint]
-    res = expected_resources(c)
-    if wrong_level == 1:
-        return f"{c.short} could deteriorate at any moment. Needs immediate intervention."
-    if wrong_level == 2:
-        return f"high-risk presentation ({c.short}). Should be seen right away."
-    if wrong_level == 3:
-        return "alert with acceptable vital signs; expect labs and imaging (2 resources). " + CONCLUSION[3]
-    if wrong_level == 4:
-        return f"alert and stable; 1 resource expected ({res[0] if res else 'labs'}). " + CONCLUSION[4]
-    return "alert and stable; no resources expected, suitable for fast track."
-
-
-def wrong_reason_rationale(v: Vignette, level: int) -> str:
-    """The right level for the wrong reason: cites findings that do not decide the ESI level."""
-    hist = f"history of {v.history}" if v.history else f"age {v.age}"
-    return {
-        1: f"{hist} and pain make this high risk. Needs a bed now.",
-        2: f"will need several resources and has a {hist}. Needs prompt review.",
-        3: f"pain {v.pain}/10 and a {hist} need a closer look.",
-        4: f"vital signs are normal and pain is {v.pain}/10.",
-        5: f"normal vital signs and a {hist}; looks well.",
-    }[level]
+    return walk_of(v).render()
 
 
 def corrupt(item: Item, error_type: str, rng: random.Random, levels: RejectedLabelPicker) -> tuple[str, dict]:
-    v: Vignette = item.data
-    level = item.meta["esi"]
+    """A walk with one decision point read wrong: toward a later level (under-triage), an earlier one (over-triage),
+    or the right level from the wrong resources (wrong_reason)."""
+    walk, level = walk_of(item.data), item.meta["esi"]
     if error_type == "wrong_reason":
-        return answer_text(level, wrong_reason_rationale(v, level)), {"rejected_esi": level}
-    direction = 1 if error_type == "under_triage" else -1
-    options = [level + direction * step for step in (1, 2) if 1 <= level + direction * step <= 5]
-    wrong = levels.pick(level, options, rng, prefer=lambda w: -abs(w - level))  # one step off before two
-    return answer_text(wrong, misread_rationale(v, wrong)), {"rejected_esi": wrong}
+        wrong = same_level_wrong_resources(walk, rng)
+        assert wrong is not None, item.meta
+        return wrong.render(), {"rejected_esi": level}
+    later = error_type == "under_triage"
+    flips = [f for f in one_step_flips(walk, rng) if (f.level > level) == later]
+    pick = levels.pick(level, sorted({f.level for f in flips}), rng, prefer=lambda w: -abs(w - level))
+    flip = rng.choice([f for f in flips if f.level == pick])
+    return flip.render(), {"rejected_esi": pick}
 
 
 def allowed_errors(item: Item) -> list[str]:
-    level = item.meta["esi"]
-    return [e for e, ok in (("under_triage", level < 5), ("over_triage", level > 1), ("wrong_reason", True)) if ok]
+    walk, level = walk_of(item.data), item.meta["esi"]
+    reached = flip_levels(walk)
+    return [
+        e
+        for e, ok in (
+            ("under_triage", any(w > level for w in reached)),
+            ("over_triage", any(w < level for w in reached)),
+            ("wrong_reason", same_level_wrong_resources(walk, random.Random(0)) is not None),
+        )
+        if ok
+    ]
 
 
 # ---- generation ----------------------------------------------------------------------------------------------------
