@@ -79,32 +79,43 @@ def expected_resources(c: Complaint) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c.resources))
 
 
+def life_saving_findings(v: Vignette) -> list[str]:
+    """ESI decision point A: the findings that need an immediate life-saving intervention."""
+    found = []
+    if v.hr == 0:
+        found.append("pulseless")
+    if v.rr == 0:
+        found.append("apneic")
+    if v.mental == "unresponsive":
+        found.append("unresponsive")
+    if v.spo2 < 90 and v.distress == "severe":
+        found.append(f"SpO2 {v.spo2}% with severe respiratory distress")
+    if 0 < v.sbp < 80 and v.perfusion == "poor":
+        found.append(f"systolic BP {v.sbp} with poor perfusion")
+    return found
+
+
+def high_risk_findings(v: Vignette) -> list[str]:
+    """ESI decision point B: a high-risk situation, new confusion/lethargy/disorientation, severe pain or distress."""
+    c = COMPLAINTS[v.complaint]
+    found = []
+    if c.high_risk:
+        found.append(f"high-risk situation ({c.high_risk})")
+    if v.mental in NEW_ALTERED:
+        found.append(NEW_ALTERED[v.mental])
+    if v.pain >= 7:
+        found.append(f"severe pain {v.pain}/10")
+    if v.distress == "severe":
+        found.append("severe distress")
+    return found
+
+
 def esi_level(v: Vignette) -> tuple[int, list[str]]:
     """ESI v4 level and the findings that decided it (at the decision point that fired)."""
     c = COMPLAINTS[v.complaint]
-    life_saving = []
-    if v.hr == 0:
-        life_saving.append("pulseless")
-    if v.rr == 0:
-        life_saving.append("apneic")
-    if v.mental == "unresponsive":
-        life_saving.append("unresponsive")
-    if v.spo2 < 90 and v.distress == "severe":
-        life_saving.append(f"SpO2 {v.spo2}% with severe respiratory distress")
-    if 0 < v.sbp < 80 and v.perfusion == "poor":
-        life_saving.append(f"systolic BP {v.sbp} with poor perfusion")
-    if life_saving:
+    if life_saving := life_saving_findings(v):
         return 1, life_saving
-    high_risk = []
-    if c.high_risk:
-        high_risk.append(f"high-risk situation ({c.high_risk})")
-    if v.mental in NEW_ALTERED:
-        high_risk.append(NEW_ALTERED[v.mental])
-    if v.pain >= 7:
-        high_risk.append(f"severe pain {v.pain}/10")
-    if v.distress == "severe":
-        high_risk.append("severe distress")
-    if high_risk:
+    if high_risk := high_risk_findings(v):
         return 2, high_risk
     res = expected_resources(c)
     if len(res) >= 2:
@@ -176,17 +187,16 @@ def walk_of(v: Vignette) -> Walk:
     c = COMPLAINTS[v.complaint]
     pain = "pain not assessable" if v.mental == "unresponsive" else f"pain {v.pain}/10"
     read = (f"{c.short} ({c.high_risk})" if c.high_risk else c.short, NEW_ALTERED.get(v.mental, v.mental), pain)
-    level, findings = esi_level(v)
     walk = Walk(
-        life_saving=tuple(findings) if level == 1 else (),
+        life_saving=tuple(life_saving_findings(v)),
         high_risk_read=read + (("severe distress",) if v.distress == "severe" else ()),
-        high_risk=bool(c.high_risk) or v.mental in NEW_ALTERED or v.pain >= 7 or v.distress == "severe",
+        high_risk=bool(high_risk_findings(v)),
         resources=expected_resources(c),
         limits=danger_zone_limits(v.age),
         vitals=(v.hr, v.rr, v.spo2),
         danger=bool(danger_zone_findings(v)),
     )
-    assert walk.level == level, (walk, level)  # the walk and esi_level are one algorithm
+    assert walk.level == esi_level(v)[0], walk  # the same decision points, read the same way
     return walk
 
 

@@ -30,6 +30,7 @@ class Complaint:
 CARDIAC = ("hypertension", "type 2 diabetes", "prior myocardial infarction", "high cholesterol, smoker")
 _L, _E, _X, _CT, _US = "labs", "ECG", "X-ray", "CT", "ultrasound"
 _IVF, _MED, _CONS, _PROC = "IV fluids", "IV/IM/nebulized medication", "specialist consult", "simple procedure"
+RESOURCE_TYPES = (_L, _E, _X, _CT, _US, _IVF, _MED, _CONS, _PROC)  # the ESI resource types counted here
 C = Complaint
 COMPLAINTS: dict[str, Complaint] = {
     # level 1: life-saving intervention (the vital-sign overrides are in L1_OVERRIDES)

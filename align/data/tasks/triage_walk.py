@@ -2,7 +2,7 @@
 
 Each line is checkable from the vignette (what it read, then its verdict), and the level follows from the verdicts by
 the ESI rule (`Walk.level`), so a 135M model learns one small step at a time instead of the whole decision in one
-token. Rejected answers (`one_step_wrong`) get exactly one decision point wrong and follow the rule from there, so a
+token. Rejected answers (`one_step_flips`) get exactly one decision point wrong and follow the rule from there, so a
 preference pair differs at the step that decided the level, not only in the final digit.
 
     A. Life-saving intervention: no
@@ -17,9 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-# the ESI resource types a triager counts (triage_table names them); an overcount adds one the complaint does not need
-RESOURCE_TYPES = ("labs", "ECG", "X-ray", "CT", "ultrasound", "IV fluids", "IV/IM/nebulized medication",
-                  "specialist consult", "simple procedure")  # fmt: skip
+from align.data.tasks.triage_table import RESOURCE_TYPES  # an overcount adds a type the complaint does not need
 
 
 @dataclass(frozen=True)
