@@ -31,9 +31,8 @@ TRIAGE = LabelTask(
     max_new_tokens=112,  # the walk through the decision points: up to 104 tokens in the bundled answers
     description="ESI v4 level of an emergency department patient (bundled synthetic vignettes)",
     instruction=(
-        "You are an emergency department triage nurse. Assign an Emergency Severity Index (ESI v4) level to this "
-        "patient. Walk the ESI decision points one per line (A. life-saving intervention, B. high-risk, C. resources, "
-        "D. danger-zone vitals) up to the one that decides, then answer 'ESI level: N' (N from 1 to 5) on the last line."
+        "You are an emergency department triage nurse. Assign an Emergency Severity Index (ESI v4) level: walk the "
+        "decision points A-D one per line up to the one that decides, then give 'ESI level: N' on the last line."
     ),
 )
 ROUTING = LabelTask(
