@@ -117,9 +117,7 @@ class PairsSection:
     include_reference: bool = True  # the gold answer competes as a candidate (chosen when no sample beats it)
     balance: bool = True  # as many rejected errors of each direction (e.g. under- vs over-triage) per task
     batch_size: int = 16
-    max_new_tokens: dict[str, int] = field(
-        default_factory=lambda: {"triage": 24, "provider_routing": 16, "reasoning": 24, "summarization": 128}
-    )
+    max_new_tokens: dict[str, int] = field(default_factory=dict)  # per task; default: the task's own budget
 
 
 @dataclass

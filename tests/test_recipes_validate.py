@@ -8,6 +8,7 @@ flash-attention 2 and bf16. The accelerate configs parse with accelerate's own l
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import peft
@@ -184,3 +185,29 @@ def test_accelerate_config_parses_and_every_key_is_a_launch_option(path):
         assert (args.fsdp_version, args.fsdp_state_dict_type) == (2, "FULL_STATE_DICT")
     if path.stem == "zero3":
         assert (args.zero_stage, args.zero3_save_16bit_model) == (3, True)
+
+
+def _tokens_to_answer(task, answer: str, row: dict, tokenizer) -> int:
+    """Tokens a reply needs before its answer parses: up to the end of the first line that gives it."""
+    lines = answer.split("\n")
+    reach = next(i for i in range(1, len(lines) + 1) if task.parse("\n".join(lines[:i]), row) is not None)
+    return len(tokenizer("\n".join(lines[:reach]))["input_ids"])
+
+
+BUDGETED = [p for p in RECIPES if load_recipe(p).stage in ("report", "pairs")]
+
+
+@pytest.mark.parametrize("path", BUDGETED, ids=_rel)
+def test_answer_budgets_reach_the_bundled_answers(path, tokenizer):
+    """A closed answer cut off before its answer line parses as nothing: each shipped report and pairs recipe gives
+    every bundled closed task at least the tokens its longest bundled answer needs to get there (the triage walk
+    gives its level last)."""
+    recipe = load_recipe(path)
+    budgets = (recipe.report if recipe.stage == "report" else recipe.pairs).max_new_tokens
+    rows = [json.loads(line) for line in (REPO / "data/clinical/sft_test.jsonl").read_text().splitlines()]
+    for name, task in BUILTIN.items():
+        mine = [r for r in rows if r["task"] == name]
+        if not task.closed or not mine:
+            continue
+        need = max(_tokens_to_answer(task, r["completion"][0]["content"], r, tokenizer) for r in mine)
+        assert budgets.get(name, task.max_new_tokens) >= need, (name, need)

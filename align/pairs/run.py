@@ -24,7 +24,6 @@ from align.runinfo import library_versions, write_json, write_jsonl
 from align.tasks import Task, registry, task_for
 
 log = logging.getLogger("align")
-DEFAULT_MAX_NEW_TOKENS = 64  # tasks missing from pairs.max_new_tokens
 
 
 @dataclass
@@ -75,9 +74,10 @@ def reference_text(row: dict) -> str:
 
 
 def sample_answers(
-    model, tokenizer, rows: list[dict], cfg: PairsSection, seed: int
+    model, tokenizer, rows: list[dict], cfg: PairsSection, seed: int, tasks: dict[str, Task]
 ) -> tuple[list[list[str]], dict[str, float]]:
-    """cfg.k sampled answers per row in row order, and seconds per task; one pass per task (own answer budget).
+    """cfg.k sampled answers per row in row order, and seconds per task; one pass per task with its answer budget
+    (`pairs.max_new_tokens`, else the task's own, as in the report).
 
     Each task's pass is seeded with seed + crc32(task), so tasks draw different streams and filtering tasks with
     data.tasks leaves the others' answers unchanged.
@@ -95,7 +95,7 @@ def sample_answers(
             model,
             tokenizer,
             [rows[i]["prompt"] for i in idx],
-            cfg.max_new_tokens.get(task, DEFAULT_MAX_NEW_TOKENS),
+            cfg.max_new_tokens.get(task, task_for(task, tasks).max_new_tokens),
             cfg.k,
             cfg.temperature,
             cfg.top_p,
@@ -207,7 +207,7 @@ def run_pairs(recipe: PairsRecipe) -> PairsResult:
         task_for(row["task"], scorers).pair_score(reference_text(row), row)
     model, tokenizer = load_for_inference(sft_dir, recipe.model)
     log.info("sampling %d answers for each of %d prompts from %s", cfg.k, len(rows), sft_dir)
-    answers, seconds = sample_answers(model, tokenizer, rows, cfg, recipe.seed)
+    answers, seconds = sample_answers(model, tokenizer, rows, cfg, recipe.seed, scorers)
     pairs, tasks = build_pairs(rows, answers, cfg, recipe.seed, scorers)
     for task, s in tasks.items():
         s["sample_seconds"] = seconds[task]
