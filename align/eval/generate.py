@@ -6,7 +6,9 @@ computes the start the prompts share (system prompt, instruction: 26-68 % of the
 its key/value cache is copied into every batch, which lays out as [shared start | padding | rest of the prompt]
 (`shared_start_inputs`; positions follow the attention mask, so padding in the middle changes nothing). Where
 transformers would decode with its plain dynamic cache, the cache grows in place instead (`kvcache`: room for the
-answer, no copy of the whole cache per step).
+answer, no copy of the whole cache per step). Greedy answers decode in chunks of `PRUNE_EVERY` steps, and the rows
+that ended (end of turn, the answer line, the budget) leave the batch between chunks (`decode_pruned`): a decoding
+step costs about the same per row on CPU, so a batch no longer pays for its finished answers until its longest ends.
 """
 
 from __future__ import annotations
@@ -51,22 +53,24 @@ class FirstLineDone(StoppingCriteria):
     """Stops a row of a batch the step its answer's first line ends, if `done(prompt index, line)` says so."""
 
     def __init__(self, tokenizer, width: int, rows: list[int], done: FirstLine) -> None:
-        self.tokenizer, self.width, self.rows, self.done = tokenizer, width, rows, done
+        self.tokenizer, self.width, self.done = tokenizer, width, done
+        self.rows = list(rows)  # the prompt index of each batch row (rows leave the batch: `decode_pruned` updates it)
         self.newline = _newline_tokens(tokenizer)
-        self.checked: set[int] = set()  # rows whose first line has ended (stopped or not, never looked at again)
-        self.stopped: set[int] = set()
+        self.checked: set[int] = set()  # prompts whose first line has ended (stopped or not, never looked at again)
+        self.stopped: set[int] = set()  # prompts stopped at their answer line
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.BoolTensor:
         for row, token in enumerate(input_ids[:, -1].tolist()):
-            if row in self.checked or token not in self.newline:
+            i = self.rows[row]
+            if i in self.checked or token not in self.newline:
                 continue
             text = self.tokenizer.decode(input_ids[row, self.width :], skip_special_tokens=True)
             if "\n" not in text.lstrip("\n"):
                 continue  # leading blank lines: the first line has not started
-            self.checked.add(row)
-            if self.done(self.rows[row], text.lstrip("\n").split("\n", 1)[0]):
-                self.stopped.add(row)
-        return torch.tensor([r in self.stopped for r in range(input_ids.shape[0])], device=input_ids.device)
+            self.checked.add(i)
+            if self.done(i, text.lstrip("\n").split("\n", 1)[0]):
+                self.stopped.add(i)
+        return torch.tensor([i in self.stopped for i in self.rows], device=input_ids.device)
 
 
 @functools.lru_cache(maxsize=8)
@@ -179,20 +183,67 @@ def _generate_batched(
         inputs = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         width = inputs["input_ids"].shape[1]
         stop = FirstLineDone(tokenizer, width, idx, first_line_done) if first_line_done else None
-        gen = model.generate(
-            **inputs,
-            max_new_tokens=max_new_tokens,
-            num_return_sequences=n,
-            pad_token_id=pad,
-            use_cache=True,  # a merged SFT config can say use_cache: false (set for training); decoding needs the cache
-            stopping_criteria=StoppingCriteriaList([stop]) if stop else None,
-            **options,
-        )  # (len(idx) * n, T + new): the n answers of prompt r are rows r*n .. r*n + n - 1
-        for row, i in enumerate(idx):
-            out[i] = [tokenizer.decode(gen[row * n + j, width:], skip_special_tokens=True).strip() for j in range(n)]
-            if stop and row in stop.stopped:
+        settings = {"pad_token_id": pad, "stopping_criteria": StoppingCriteriaList([stop]) if stop else None, **options}
+        if n == 1 and not options.get("do_sample") and own_cache:
+            new = decode_pruned(model, inputs, max_new_tokens, settings, stop)
+        else:
+            gen = model.generate(**inputs, max_new_tokens=max_new_tokens, num_return_sequences=n, **_decoding(settings))
+            new = [gen[row, width:] for row in range(gen.shape[0])]
+        for row, i in enumerate(idx):  # the n answers of prompt `row` are rows row*n .. row*n + n - 1
+            out[i] = [tokenizer.decode(new[row * n + j], skip_special_tokens=True).strip() for j in range(n)]
+            if stop and i in stop.stopped:
                 out[i] = [out[i][0].split("\n", 1)[0].strip()]  # the answer line (the stop token may end a word)
     return out
+
+
+def _decoding(settings: dict) -> dict:
+    """generate() keywords every call here passes (a merged SFT config can say use_cache: false, set for training;
+    decoding needs the cache)."""
+    return {"use_cache": True, **settings}
+
+
+PRUNE_EVERY = 16  # decoding steps between looks at which rows ended (each look restarts generate(): ~ms)
+
+
+def decode_pruned(model, inputs: dict, max_new_tokens: int, settings: dict, stop: FirstLineDone | None) -> list:
+    """Greedy new tokens of every row of `inputs` (its own cache in `past_key_values`), decoded `PRUNE_EVERY` steps at
+    a time; between chunks the rows that ended leave the batch and its cache. Each row's tokens are those
+    `model.generate` gives it in one call, up to its end (tests/eval/test_generate.py)."""
+    ids, mask, cache = inputs["input_ids"], inputs["attention_mask"], inputs["past_key_values"]
+    width, rows = ids.shape[1], list(range(ids.shape[0]))
+    eos = _eos_ids(model)
+    new: list = [None] * len(rows)
+    while rows:
+        steps = min(PRUNE_EVERY, max_new_tokens - (ids.shape[1] - width))
+        gen = model.generate(
+            input_ids=ids, attention_mask=mask, past_key_values=cache, max_new_tokens=steps, **_decoding(settings)
+        )
+        chunk = gen[:, ids.shape[1] :]
+        ended = [
+            ids.shape[1] + chunk.shape[1] - width >= max_new_tokens
+            or chunk.shape[1] < steps
+            or bool(eos & set(chunk[r].tolist()))
+            or (stop is not None and stop.rows[r] in stop.stopped)
+            for r in range(len(rows))
+        ]
+        for r, done in enumerate(ended):
+            if done:
+                new[rows[r]] = gen[r, width:]
+        keep = [r for r, done in enumerate(ended) if not done]
+        if not keep:
+            break
+        cache.batch_select_indices(torch.tensor(keep, device=gen.device))
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], chunk.shape[1])], dim=1)[keep]
+        ids, rows = gen[keep], [rows[r] for r in keep]
+        if stop:
+            stop.rows = [stop.rows[r] for r in keep]
+    return new
+
+
+def _eos_ids(model) -> set[int]:
+    """The token ids that end an answer for `model.generate` (its generation config's eos, one id or several)."""
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    return set() if eos is None else {eos} if isinstance(eos, int) else set(eos)
 
 
 def pair_logps(model, tokenizer, rows: list[dict], max_length: int) -> tuple[list[float], list[float]]:

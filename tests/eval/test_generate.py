@@ -201,3 +201,71 @@ def test_greedy_answers_are_the_same_with_the_shared_start_computed_once(tiny, m
     monkeypatch.setattr(gen, "MIN_SHARED_START", 10**6)
     assert generate(model, tok, SHARED, max_new_tokens=8, batch_size=2) == shared
     assert len(starts) == 1
+
+
+# ---- finished rows leave the batch (decode_pruned) -----------------------------------------------------------------
+
+
+class EndsByContent:
+    """A logits processor that makes answers end at content-given steps, wherever a generate() call starts: no line
+    break and no end of turn, except the end of turn when a row's token sum is 0 mod 19, a line break when it is
+    0 mod 23."""
+
+    def __init__(self, eos: int, newline: int, blocked: list[int]) -> None:
+        self.eos, self.newline, self.blocked = eos, newline, blocked
+        self.logits: dict[tuple, object] = {}  # the model's own next-token logits, by the row's tokens so far
+
+    def __call__(self, input_ids, scores):
+        for row, ids in enumerate(input_ids.tolist()):
+            self.logits[tuple(ids)] = scores[row].clone()
+        scores[:, self.blocked] = float("-inf")
+        for row, total in enumerate(input_ids.sum(-1).tolist()):
+            if total % 19 == 0 or total % 23 == 0:
+                scores[row] = float("-inf")
+                scores[row, self.eos if total % 19 == 0 else self.newline] = 0.0
+        return scores
+
+
+@pytest.mark.parametrize("every", [1, 2, 5])
+def test_greedy_answers_with_finished_rows_dropped_are_generates_own(tiny, monkeypatch, every: int) -> None:
+    """Answers that end at different steps (end of turn, answer line, budget) are the same token for token, from the
+    same logits at every step (so each row still attends to its own prompt and answer, at its own positions), whether
+    finished rows leave the batch every `every` steps or the whole batch runs in one generate() call; and they do
+    leave it."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    import align.eval.generate as gen
+
+    model, tok = tiny
+    eos = next(iter(gen._eos_ids(model)))
+    newlines = sorted(gen._newline_tokens(tok))
+    processor = EndsByContent(eos, tok("\n", add_special_tokens=False)["input_ids"][0], [eos, *newlines])
+    original, batch_rows = model.generate, []
+
+    def ending(**kwargs):
+        batch_rows.append(kwargs["input_ids"].shape[0])
+        return original(**kwargs, logits_processor=LogitsProcessorList([processor]))
+
+    monkeypatch.setattr(model, "generate", ending)
+    prompts = [[{"role": "user", "content": f"Case {i}: " + "pain " * i}] for i in range(10)]
+
+    def answers(prune_every: int, done=None) -> list[str]:
+        monkeypatch.setattr(gen, "PRUNE_EVERY", prune_every)
+        batch_rows.clear()
+        return generate(model, tok, prompts, max_new_tokens=14, batch_size=5, first_line_done=done)
+
+    for done in (None, lambda i, line: i % 2 == 0):
+        processor.logits.clear()
+        whole = answers(10**6, done)
+        assert batch_rows == [5, 5]  # one call per batch
+        whole_logits = dict(processor.logits)
+        processor.logits.clear()
+        pruned = answers(every, done)
+        assert pruned == whole
+        assert processor.logits.keys() <= whole_logits.keys()
+        for key, logits in processor.logits.items():
+            torch.testing.assert_close(logits, whole_logits[key], atol=1e-5, rtol=1e-5)
+        assert len(set(map(len, whole))) > 2, whole  # the answers end at different steps
+        assert len(batch_rows) > 2 and min(batch_rows) < 5, batch_rows  # finished rows left their batch
+    assert any("\n" not in t for t in whole) and any(len(t) < len(max(whole, key=len)) for t in whole)
