@@ -269,3 +269,53 @@ def test_greedy_answers_with_finished_rows_dropped_are_generates_own(tiny, monke
         assert len(set(map(len, whole))) > 2, whole  # the answers end at different steps
         assert len(batch_rows) > 2 and min(batch_rows) < 5, batch_rows  # finished rows left their batch
     assert any("\n" not in t for t in whole) and any(len(t) < len(max(whole, key=len)) for t in whole)
+
+
+# ---- prompts read in chunks of positions (prefill_chunk) -----------------------------------------------------------
+
+
+def test_prefill_chunk_gives_each_cpu_forward_about_the_token_budget() -> None:
+    import torch
+
+    from align.eval.generate import MIN_PREFILL_CHUNK, PREFILL_TOKENS, prefill_chunk
+
+    cpu = torch.device("cpu")
+    assert prefill_chunk(1, cpu) == PREFILL_TOKENS
+    assert prefill_chunk(80, cpu) == PREFILL_TOKENS // 80
+    assert prefill_chunk(10**6, cpu) == MIN_PREFILL_CHUNK
+    assert prefill_chunk(80, torch.device("cuda")) is None  # accelerators read the prompt in one forward
+
+
+def test_greedy_answers_are_the_same_with_the_prompts_read_in_chunks(tiny, monkeypatch) -> None:
+    """With a token budget that splits each prompt into chunks of MIN_PREFILL_CHUNK positions, the model's forwards
+    take at most that many positions, and the answers and every step's logits are those of one prefill forward."""
+    import torch
+
+    import align.eval.generate as gen
+
+    model, tok = tiny
+    widths, logits = [], []
+    original = model.generate
+
+    def recording(**kwargs):
+        out = original(**kwargs, output_logits=True, return_dict_in_generate=True)
+        logits.append(torch.stack(out.logits))
+        return out.sequences
+
+    real_forward = model.forward
+    monkeypatch.setattr(
+        model, "forward", lambda *a, **k: widths.append(k["input_ids"].shape[1]) or real_forward(*a, **k)
+    )
+    monkeypatch.setattr(model, "generate", recording)
+    monkeypatch.setattr(gen, "MIN_SHARED_START", 10**6)  # the whole prompt is prefilled
+    monkeypatch.setattr(gen, "PRUNE_EVERY", 10**6)
+    prompts = [[{"role": "user", "content": "Chest pain" + " and nausea" * n}] for n in (12, 4, 9)]
+    whole = generate(model, tok, prompts, max_new_tokens=6, batch_size=3)
+    whole_logits, whole_widths = logits[:], widths[:]
+    logits.clear(), widths.clear()
+    monkeypatch.setattr(gen, "PREFILL_TOKENS", 1)  # -> MIN_PREFILL_CHUNK positions per forward
+    chunked = generate(model, tok, prompts, max_new_tokens=6, batch_size=3)
+    assert max(whole_widths) > 2 * gen.MIN_PREFILL_CHUNK  # one prefill forward over the longest prompt
+    assert max(widths) == gen.MIN_PREFILL_CHUNK and widths.count(gen.MIN_PREFILL_CHUNK) >= 2
+    assert chunked == whole
+    torch.testing.assert_close(logits[0], whole_logits[0], atol=1e-5, rtol=1e-5)
