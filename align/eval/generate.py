@@ -206,7 +206,7 @@ def _generate_batched(
     return out
 
 
-PREFILL_TOKENS = 4096  # tokens per prefill forward on CPU (80 triage prompts: 36 s in one forward, 26 s at ~5k)
+PREFILL_TOKENS = 4096  # tokens per prefill forward on CPU (measured: the module docstring)
 MIN_PREFILL_CHUNK = 16  # positions: a thinner chunk costs more in per-forward overhead than it saves
 
 

@@ -312,7 +312,8 @@ def test_greedy_answers_are_the_same_with_the_prompts_read_in_chunks(tiny, monke
     prompts = [[{"role": "user", "content": "Chest pain" + " and nausea" * n}] for n in (12, 4, 9)]
     whole = generate(model, tok, prompts, max_new_tokens=6, batch_size=3)
     whole_logits, whole_widths = logits[:], widths[:]
-    logits.clear(), widths.clear()
+    logits.clear()
+    widths.clear()
     monkeypatch.setattr(gen, "PREFILL_TOKENS", 1)  # -> MIN_PREFILL_CHUNK positions per forward
     chunked = generate(model, tok, prompts, max_new_tokens=6, batch_size=3)
     assert max(whole_widths) > 2 * gen.MIN_PREFILL_CHUNK  # one prefill forward over the longest prompt
