@@ -1,7 +1,8 @@
-"""The report's generation cache: a saved answer is reused only for the same weights, prompt and decoding settings.
+"""The report's cache: a saved answer or pair log-prob is reused only for the same weights, inputs and settings.
 
 Every line of `generations.jsonl` carries a `key` = sha256 of (model stamp, prompt, max_new_tokens, batch size, and
-whether generation stopped at the answer line). A
+whether generation stopped at the answer line) and the answer's `text`; a held-out preference pair's line carries
+the key of (model stamp, prompt, chosen, rejected, max_length) and its summed `logps` [chosen, rejected]. A
 model's stamp (align/stage.py) covers the name, size and modification time of every file that defines it (final/,
 merged/, the domain adapter a task adapter sits on), so retraining a stage — even under the same output folder —
 makes its answers be generated again, while untouched variants (the base model, an unchanged SFT run) are reused.
@@ -30,9 +31,22 @@ def loglik_key(model_stamp: str, prompt: list[dict], candidates: list[str]) -> s
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def pair_key(model_stamp: str, pair: dict, max_length: int) -> str:
+    """The key of a pair's log-probs: the same model, prompt, both answers and truncation length."""
+    sides = [pair["prompt"], pair["chosen"], pair["rejected"]]
+    payload = json.dumps([model_stamp, *sides, "pair log-probs", max_length], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 def load_generations(path: Path) -> dict[str, str]:
     """{key: text} from a saved generations.jsonl; lines without a key (older files) are not reused."""
-    if not path.is_file():
-        return {}
-    rows = read_jsonl(path)
-    return {r["key"]: r["text"] for r in rows if "key" in r}
+    return {r["key"]: r["text"] for r in _keyed(path) if "text" in r}
+
+
+def load_pair_logps(path: Path) -> dict[str, tuple[float, float]]:
+    """{key: (chosen log-prob, rejected log-prob)} from a saved generations.jsonl."""
+    return {r["key"]: (float(r["logps"][0]), float(r["logps"][1])) for r in _keyed(path) if "logps" in r}
+
+
+def _keyed(path: Path) -> list[dict]:
+    return [r for r in read_jsonl(path) if "key" in r] if path.is_file() else []

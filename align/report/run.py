@@ -6,8 +6,9 @@ answer with the gold answer. Closed-answer tasks are answered by greedy generati
 first line when that line gives the answer, `report.stop_at_answer`) or, with `scoring: loglik`, by the most likely
 candidate answer; the report says which.
 
-Answers are saved to generations.jsonl and reused on a rerun (same model files, prompt and decoding settings), so
-scores can be recomputed without regenerating, and a retrained stage is never scored on its old answers.
+Answers and the held-out pairs' log-probs are saved to generations.jsonl and reused on a rerun (same model files,
+inputs and settings), so scores can be recomputed without regenerating, and a retrained stage is never scored on its
+old answers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from align.errors import UserError
 from align.eval.generate import generate, pair_logps
 from align.eval.loglik import argmax, candidate_logps
 from align.models import Hardware, resolve_model_path
-from align.report.cache import generation_key, load_generations, loglik_key
+from align.report.cache import generation_key, load_generations, load_pair_logps, loglik_key, pair_key
 from align.report.heldout import read_held_out
 from align.report.render import render_report
 from align.report.sections import (
@@ -88,8 +89,9 @@ def variant_stamp(recipe: ReportRecipe, stage_dir: Path | None, hw: Hardware) ->
 class Answerer:
     """One variant's answers, reusing saved ones; the model loads only when something must be computed."""
 
-    def __init__(self, recipe: ReportRecipe, name: str, stage_dir: Path | None, cache: dict[str, str], hw: Hardware):
-        self.recipe, self.name, self.stage_dir, self.cache, self.hw = recipe, name, stage_dir, cache, hw
+    def __init__(self, recipe: ReportRecipe, name: str, stage_dir: Path | None, saved: tuple[dict, dict], hw: Hardware):
+        self.recipe, self.name, self.stage_dir, self.hw = recipe, name, stage_dir, hw
+        self.cache, self.saved_logps = saved  # (answers, pair log-probs) by key, from generations.jsonl
         self.stamp = variant_stamp(recipe, stage_dir, hw)
         self.model = self.tokenizer = None
 
@@ -121,15 +123,29 @@ class Answerer:
             texts = generate(model, tok, prompts, max_new, batch, f"{self.name}/{task.name}", done)
         return texts, keys
 
+    def pair_logps(self, pairs: list[dict]) -> tuple[tuple[list[float], list[float]], list[str]]:
+        """((chosen, rejected) summed log-probs of each pair, cache keys); only pairs without saved ones are computed."""
+        max_length = self.recipe.report.max_length
+        keys = [pair_key(self.stamp, p, max_length) for p in pairs]
+        found = [self.saved_logps.get(k) for k in keys]
+        todo = [i for i, f in enumerate(found) if f is None]
+        if todo:
+            model, tok = self.loaded()
+            chosen, rejected = pair_logps(model, tok, [pairs[i] for i in todo], max_length)
+            for i, c, r in zip(todo, chosen, rejected, strict=True):
+                found[i] = (c, r)
+        return ([f[0] for f in found], [f[1] for f in found]), keys
+
 
 def answer_all(recipe, variants, tasks: dict[str, Task], groups, pairs, out_dir: Path, hw) -> tuple[dict, dict]:
-    """Answers per (variant, task) and preference log-probs per variant; one model in memory at a time."""
-    cache = load_generations(out_dir / "generations.jsonl")
+    """Answers per (variant, task) and preference log-probs per variant, saved ones reused; one model in memory at a
+    time."""
+    saved = load_generations(out_dir / "generations.jsonl"), load_pair_logps(out_dir / "generations.jsonl")
     answers: dict[str, dict[str, list[str]]] = defaultdict(dict)
     logps: dict[str, tuple[list[float], list[float]]] = {}
     records = []
     for name, stage_dir in variants.items():
-        answerer = Answerer(recipe, name, stage_dir, cache, hw)
+        answerer = Answerer(recipe, name, stage_dir, saved, hw)
         for task_name, rows in groups.items():
             texts, keys = answerer.answers(task_for(task_name, tasks), rows)
             answers[task_name][name] = texts
@@ -138,8 +154,11 @@ def answer_all(recipe, variants, tasks: dict[str, Task], groups, pairs, out_dir:
                 for r, k, t in zip(rows, keys, texts, strict=True)
             ]
         if pairs and name != "base":
-            model, tok = answerer.loaded()
-            logps[name] = pair_logps(model, tok, pairs, recipe.report.max_length)
+            logps[name], keys = answerer.pair_logps(pairs)
+            records += [
+                {"variant": name, "pair": p.get("id"), "key": k, "logps": [c, r]}
+                for p, k, c, r in zip(pairs, keys, *logps[name], strict=True)
+            ]
         del answerer
         gc.collect()
     write_jsonl(out_dir / "generations.jsonl", records)

@@ -1,8 +1,8 @@
-"""The generation cache key: same model stamp, prompt and decoding settings -> reuse; any change -> generate again."""
+"""The report cache keys: same model stamp, inputs and settings -> reuse; any change -> compute again."""
 
 import json
 
-from align.report.cache import generation_key, load_generations
+from align.report.cache import generation_key, load_generations, load_pair_logps, pair_key
 
 PROMPT = [{"role": "user", "content": "ESI level?"}]
 
@@ -25,3 +25,33 @@ def test_old_lines_without_a_key_are_not_reused(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert load_generations(path) == {"k": "new"}
     assert load_generations(tmp_path / "missing.jsonl") == {}
+
+
+PAIR = {"prompt": PROMPT, "chosen": [{"role": "assistant", "content": "ESI level: 2"}],
+        "rejected": [{"role": "assistant", "content": "ESI level: 4"}]}  # fmt: skip
+
+
+def test_pair_key_changes_with_the_model_either_answer_and_the_length():
+    key = pair_key("fp", PAIR, 768)
+    assert key == pair_key("fp", dict(PAIR), 768)
+    others = {
+        pair_key("fp2", PAIR, 768),
+        pair_key("fp", {**PAIR, "prompt": [{"role": "user", "content": "ESI?"}]}, 768),
+        pair_key("fp", {**PAIR, "chosen": PAIR["rejected"]}, 768),
+        pair_key("fp", {**PAIR, "rejected": PAIR["chosen"]}, 768),
+        pair_key("fp", PAIR, 512),
+    }
+    assert key not in others and len(others) == 5
+
+
+def test_answers_and_pair_logps_are_read_apart_from_one_file(tmp_path):
+    path = tmp_path / "generations.jsonl"
+    rows = [
+        {"variant": "sft", "task": "triage", "id": "t-0", "key": "a", "text": "ESI level: 2"},
+        {"variant": "sft", "pair": "p-0", "key": "b", "logps": [-1.5, -7.25]},
+        {"variant": "sft", "pair": "p-1", "logps": [-1.0, -2.0]},  # no key: not reused
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert load_generations(path) == {"a": "ESI level: 2"}
+    assert load_pair_logps(path) == {"b": (-1.5, -7.25)}
+    assert load_pair_logps(tmp_path / "missing.jsonl") == {}

@@ -37,9 +37,10 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     assert set(first["meta"]["variants"]) == {"base", "sft"}  # SFT-only report before DPO exists
     assert first["tasks"]["triage"]["deltas"] == {}
     run_dpo(tiny_recipe("dpo"))
-    generated = _count_generations(monkeypatch)
+    generated, scored = _count_generations(monkeypatch)
     result = report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
     assert {v for v, _ in generated} == {"sft_dpo"}  # base and SFT answers reused from the SFT-only report
+    assert scored == [8]  # and SFT's pair log-probs: only SFT+DPO's 8 held-out pairs are computed
     report = json.loads((result.out_dir / "report.json").read_text())
     assert set(report["tasks"]) == {"triage", "provider_routing", "reasoning", "summarization"}
     tri = report["tasks"]["triage"]
@@ -54,8 +55,8 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     assert pref["sft_dpo"]["n"] == 8
     assert set(pref["sft_dpo"]) >= {"reward_accuracy · triage", "reward_accuracy · summarization"}
     assert "loss" in report["training"]["sft"] and "rewards/accuracies" in report["training"]["dpo"]
-    gens = (result.out_dir / "generations.jsonl").read_text().splitlines()
-    assert len(gens) == 3 * 4 * 2
+    gens = [json.loads(line) for line in (result.out_dir / "generations.jsonl").read_text().splitlines()]
+    assert sum("text" in g for g in gens) == 3 * 4 * 2 and sum("logps" in g for g in gens) == 2 * 8
     html = (result.out_dir / "report.html").read_text()
     assert "<svg" in html and "http://" not in html and "https://" not in html
     domain = tmp_path / "domain"  # a finished `align domain` run, as the report sees it
@@ -70,29 +71,39 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     assert tri["deltas_vs_sft"]["sft_dpo_onpolicy"]["accuracy"] == tri["deltas"]["accuracy"]
     assert report["preference"]["sft_dpo_onpolicy"] == report["preference"]["sft_dpo"]
     assert report["domain"]["perplexity"]["domain"] == 6.0 and "dpo (sft_dpo_onpolicy)" in report["training"]
-    generated.clear()
-    report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
-    assert generated == []  # scores recomputed from generations.jsonl, nothing regenerated
+    generated.clear(), scored.clear()
+    again = report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
+    assert generated == [] and scored == []  # scores recomputed from generations.jsonl, nothing regenerated
+    assert json.loads((again.out_dir / "report.json").read_text())["preference"] == pref  # from the saved log-probs
     shutil.rmtree(tmp_path / "outputs" / "default" / "dpo")  # DPO retrained in the same folder (as with --force)
     run_dpo(tiny_recipe("dpo", "train.learning_rate=5e-4"))
     report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
     assert sorted({v for v, _ in generated}) == ["sft_dpo"]  # its old answers are not reused; the others are
-    generated.clear()
+    assert scored == [8]  # nor its old pair log-probs
+    generated.clear(), scored.clear()
     report_run.run_report(_report_recipe(tmp_path, tiny_model_dir, "model.precision=bf16"))
     assert sorted({v for v, _ in generated}) == ["base", "sft", "sft_dpo"]  # answers are tied to the dtype too
+    assert scored == [8, 8]
 
 
-def _count_generations(monkeypatch) -> list[tuple[str, str]]:
-    """Record (variant, task) of every generate() call the report makes, still generating for real."""
+def _count_generations(monkeypatch) -> tuple[list[tuple[str, str]], list[int]]:
+    """Record (variant, task) of every generate() call the report makes, and the number of pairs of every pair
+    log-prob call, still computing for real."""
     calls: list[tuple[str, str]] = []
-    real = report_run.generate
+    pairs: list[int] = []
+    real, real_pairs = report_run.generate, report_run.pair_logps
 
     def counting(model, tok, prompts, max_new, batch_size, desc, first_line_done=None):
         calls.append(tuple(desc.split("/")))
         return real(model, tok, prompts, max_new, batch_size, desc, first_line_done)
 
+    def counting_pairs(model, tok, rows, max_length):
+        pairs.append(len(rows))
+        return real_pairs(model, tok, rows, max_length)
+
     monkeypatch.setattr(report_run, "generate", counting)
-    return calls
+    monkeypatch.setattr(report_run, "pair_logps", counting_pairs)
+    return calls, pairs
 
 
 def test_declared_test_data_with_likely_phi_is_refused_before_any_model_loads(tmp_path, tiny_recipe, tiny_model_dir):
