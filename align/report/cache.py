@@ -38,15 +38,10 @@ def pair_key(model_stamp: str, pair: dict, max_length: int) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def load_generations(path: Path) -> dict[str, str]:
-    """{key: text} from a saved generations.jsonl; lines without a key (older files) are not reused."""
-    return {r["key"]: r["text"] for r in _keyed(path) if "text" in r}
-
-
-def load_pair_logps(path: Path) -> dict[str, tuple[float, float]]:
-    """{key: (chosen log-prob, rejected log-prob)} from a saved generations.jsonl."""
-    return {r["key"]: (float(r["logps"][0]), float(r["logps"][1])) for r in _keyed(path) if "logps" in r}
-
-
-def _keyed(path: Path) -> list[dict]:
-    return [r for r in read_jsonl(path) if "key" in r] if path.is_file() else []
+def load_saved(path: Path) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
+    """({key: answer text}, {key: (chosen log-prob, rejected log-prob)}) from a saved generations.jsonl, read once;
+    lines without a key (older files) are not reused."""
+    rows = [r for r in read_jsonl(path) if "key" in r] if path.is_file() else []
+    texts = {r["key"]: r["text"] for r in rows if "text" in r}
+    logps = {r["key"]: (float(r["logps"][0]), float(r["logps"][1])) for r in rows if "logps" in r}
+    return texts, logps

@@ -24,7 +24,7 @@ from align.errors import UserError
 from align.eval.generate import generate, pair_logps
 from align.eval.loglik import argmax, candidate_logps
 from align.models import Hardware, resolve_model_path
-from align.report.cache import generation_key, load_generations, load_pair_logps, loglik_key, pair_key
+from align.report.cache import generation_key, load_saved, loglik_key, pair_key
 from align.report.heldout import read_held_out
 from align.report.render import render_report
 from align.report.sections import (
@@ -140,7 +140,7 @@ class Answerer:
 def answer_all(recipe, variants, tasks: dict[str, Task], groups, pairs, out_dir: Path, hw) -> tuple[dict, dict]:
     """Answers per (variant, task) and preference log-probs per variant, saved ones reused; one model in memory at a
     time."""
-    saved = load_generations(out_dir / "generations.jsonl"), load_pair_logps(out_dir / "generations.jsonl")
+    saved = load_saved(out_dir / "generations.jsonl")
     answers: dict[str, dict[str, list[str]]] = defaultdict(dict)
     logps: dict[str, tuple[list[float], list[float]]] = {}
     records = []

@@ -2,7 +2,7 @@
 
 import json
 
-from align.report.cache import generation_key, load_generations, load_pair_logps, pair_key
+from align.report.cache import generation_key, load_saved, pair_key
 
 PROMPT = [{"role": "user", "content": "ESI level?"}]
 
@@ -23,8 +23,8 @@ def test_old_lines_without_a_key_are_not_reused(tmp_path):
     path = tmp_path / "generations.jsonl"
     rows = [{"variant": "sft", "id": "t-0", "text": "old"}, {"variant": "sft", "id": "t-1", "key": "k", "text": "new"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert load_generations(path) == {"k": "new"}
-    assert load_generations(tmp_path / "missing.jsonl") == {}
+    assert load_saved(path) == ({"k": "new"}, {})
+    assert load_saved(tmp_path / "missing.jsonl") == ({}, {})
 
 
 PAIR = {"prompt": PROMPT, "chosen": [{"role": "assistant", "content": "ESI level: 2"}],
@@ -52,6 +52,4 @@ def test_answers_and_pair_logps_are_read_apart_from_one_file(tmp_path):
         {"variant": "sft", "pair": "p-1", "logps": [-1.0, -2.0]},  # no key: not reused
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert load_generations(path) == {"a": "ESI level: 2"}
-    assert load_pair_logps(path) == {"b": (-1.5, -7.25)}
-    assert load_pair_logps(tmp_path / "missing.jsonl") == {}
+    assert load_saved(path) == ({"a": "ESI level: 2"}, {"b": (-1.5, -7.25)})
