@@ -21,20 +21,22 @@ def generation_key(
     model_stamp: str, prompt: list[dict], max_new_tokens: int, batch_size: int, to_answer_line: bool = False
 ) -> str:
     settings = [max_new_tokens, batch_size] + (["to the answer line"] if to_answer_line else [])
-    payload = json.dumps([model_stamp, prompt, *settings], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return _digest(model_stamp, prompt, *settings)
 
 
 def loglik_key(model_stamp: str, prompt: list[dict], candidates: list[str]) -> str:
     """The key of a log-likelihood answer: the same model and prompt, and the same candidates in the same order."""
-    payload = json.dumps([model_stamp, prompt, "loglik", candidates], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return _digest(model_stamp, prompt, "loglik", candidates)
 
 
 def pair_key(model_stamp: str, pair: dict, max_length: int) -> str:
     """The key of a pair's log-probs: the same model, prompt, both answers and truncation length."""
-    sides = [pair["prompt"], pair["chosen"], pair["rejected"]]
-    payload = json.dumps([model_stamp, *sides, "pair log-probs", max_length], sort_keys=True, ensure_ascii=False)
+    return _digest(model_stamp, pair["prompt"], pair["chosen"], pair["rejected"], "pair log-probs", max_length)
+
+
+def _digest(*parts) -> str:
+    """sha256 of the parts as canonical JSON (sorted keys, text as written): every key above is one of these."""
+    payload = json.dumps(list(parts), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -71,7 +71,8 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     assert tri["deltas_vs_sft"]["sft_dpo_onpolicy"]["accuracy"] == tri["deltas"]["accuracy"]
     assert report["preference"]["sft_dpo_onpolicy"] == report["preference"]["sft_dpo"]
     assert report["domain"]["perplexity"]["domain"] == 6.0 and "dpo (sft_dpo_onpolicy)" in report["training"]
-    generated.clear(), scored.clear()
+    generated.clear()
+    scored.clear()
     again = report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
     assert generated == [] and scored == []  # scores recomputed from generations.jsonl, nothing regenerated
     assert json.loads((again.out_dir / "report.json").read_text())["preference"] == pref  # from the saved log-probs
@@ -80,7 +81,8 @@ def test_report_compares_three_variants_and_reuses_generations(tmp_path, tiny_re
     report_run.run_report(_report_recipe(tmp_path, tiny_model_dir))
     assert sorted({v for v, _ in generated}) == ["sft_dpo"]  # its old answers are not reused; the others are
     assert scored == [8]  # nor its old pair log-probs
-    generated.clear(), scored.clear()
+    generated.clear()
+    scored.clear()
     report_run.run_report(_report_recipe(tmp_path, tiny_model_dir, "model.precision=bf16"))
     assert sorted({v for v, _ in generated}) == ["base", "sft", "sft_dpo"]  # answers are tied to the dtype too
     assert scored == [8, 8]
