@@ -24,7 +24,7 @@ from align.strict_yaml import apply_override, build, read_yaml
 @dataclass
 class ModelConfig:
     name: str = "smollm2-135m"  # embedded short name, local directory, or hub id
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    attn_implementation: Literal["auto", "sdpa", "sdpa_blocks", "eager", "flash_attention_2"] = "auto"
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # training autocast dtype; answering: stage.inference_dtype
     quantization: Literal["none", "4bit"] = "none"  # 4bit = QLoRA (bitsandbytes, CUDA only)
     trust_remote_code: bool = False

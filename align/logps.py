@@ -85,7 +85,7 @@ def shares_prefix(model) -> str | None:
     or chunked attention would be lost from a mask that only says who shares a prefix."""
     config = _config(model).get_text_config() if hasattr(_config(model), "get_text_config") else _config(model)
     attn = getattr(_config(model), "_attn_implementation", None)
-    if attn not in ("sdpa", "eager"):
+    if attn not in ("sdpa", "sdpa_blocks", "eager"):
         return f"attention implementation {attn} takes no explicit mask"
     if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True) is not False:
         return "sliding-window attention"

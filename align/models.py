@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from align import attention  # registers sdpa_blocks with transformers
 from align.config import LoraConfig, ModelConfig
 from align.embedded import EMBEDDED, prepare_embedded
 from align.errors import UserError
@@ -38,9 +39,12 @@ class Hardware:
 
 
 def select_attn_implementation(requested: str, hw: Hardware) -> str:
-    """`auto` -> flash_attention_2 with CUDA and flash-attn installed, else sdpa; a GPU-only choice on CPU fails."""
+    """`auto` -> flash_attention_2 with CUDA and flash-attn installed, sdpa on other GPUs, and on CPU sdpa run once
+    per packed sequence (`sdpa_blocks`, align/attention.py); a GPU-only choice on CPU fails."""
     if requested == "auto":
-        return "flash_attention_2" if hw.cuda and hw.flash_attn else "sdpa"
+        if hw.cuda:
+            return "flash_attention_2" if hw.flash_attn else "sdpa"
+        return attention.NAME
     if requested == "flash_attention_2" and not (hw.cuda and hw.flash_attn):
         missing = "a CUDA GPU" if not hw.cuda else "the flash-attn package (pip install -e '.[gpu]')"
         raise UserError(f"model.attn_implementation = flash_attention_2 needs {missing}", "set it to auto or sdpa")

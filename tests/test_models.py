@@ -16,7 +16,7 @@ GPU_NO_FA = Hardware(cuda=True, flash_attn=False, cuda_bf16=True, cpu_bf16=False
 def test_auto_attention_picks_flash_only_with_cuda_and_flash_attn():
     assert select_attn_implementation("auto", GPU) == "flash_attention_2"
     assert select_attn_implementation("auto", GPU_NO_FA) == "sdpa"
-    assert select_attn_implementation("auto", CPU) == "sdpa"
+    assert select_attn_implementation("auto", CPU) == "sdpa_blocks"
     assert select_attn_implementation("eager", CPU) == "eager"
 
 
