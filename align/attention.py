@@ -11,9 +11,10 @@ forward and gradients).
 
 On CPU the blocks run in fp32 even under bf16 autocast: PyTorch's CPU flash kernel is faster in fp32 than in bf16 for
 short sequences (fwd+bwd of one 200-token causal block, 9 heads: 3.9 ms fp32 vs 5.3 ms bf16; on the 1024-token bin
-the bf16 kernel is faster, which is why it only applies to blocks), and the scores are the more exact for it. One
-LoRA SFT step on a 1024-token bin of 5 sequences (SmolLM2-135M, bf16 autocast, 2 AMX cores): 5.39 s with sdpa,
-4.17 s with blocks in fp32 and frozen weights pre-cast (2026-12-03).
+the bf16 kernel is faster, which is why it only applies to blocks), and the scores are the more exact for it.
+Measured on 2 AMX cores, 2026-12-03 (docs/experiments.md): 12 steps of the default SFT (bf16 autocast) 68.4 -> 57.6 s
+wall, the same losses to bf16 noise; the report's 64 held-out pairs (fp32) 50.8 -> 44.2 s; the default DPO's policy
+forward, whose bins are prompt-sharing groups with a mask, gains nothing measurable (114.8 vs 113.4 s for 10 steps).
 
 Anything else (a batch of several rows, decoding against a cache, no mask at all) goes to plain SDPA unchanged. The
 implementation is registered with transformers' AttentionInterface and AttentionMaskInterface (the mask is sdpa's),

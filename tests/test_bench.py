@@ -220,6 +220,7 @@ def test_every_variant_runs_two_steps_on_the_tiny_model(tmp_path, tiny_model_dir
     json.dumps(r)  # what the worker prints for the parent
     assert r["measured_steps"] == 1 and r["measured_seconds"] > 0
     assert 0 < r["real_tokens"] <= r["processed_tokens"] and r["peak_rss_mb"] > 0
+    assert r["attention"] == ("sdpa_blocks" if variant.startswith("align") else "sdpa")  # CPU: align's own choice
     padded = variant == "trl_default" or (stage == "dpo" and variant == "trl_best")
     assert (r["real_tokens"] < r["processed_tokens"]) == padded  # toy rows differ in length
     if stage == "sft":

@@ -58,7 +58,8 @@ BASELINES = ("trl_default", "trl_best")
 TARGETS = (("sft", "align", "trl_best", 1.1), ("dpo", "align", "trl_default", 2.5), ("dpo", "align", "trl_best", 1.5))
 MAX_PADDING = 0.02
 SETTINGS = {
-    "model": "smollm2-135m (embedded), sdpa attention, fp32 weights, autocast in the bench's precision",
+    "model": "smollm2-135m (embedded), fp32 weights, autocast in the bench's precision; attention: sdpa for the TRL "
+    "rows, align's `auto` for align's (on CPU sdpa_blocks: align/attention.py)",
     "precision": "one for every row: align.models.select_precision('auto') on this machine (bf16 with AMX or a "
     "bf16 GPU, else fp32); bf16 -> bf16=True in every TRL config; the matmul peak is measured in it too",
     "lora": "r=16, alpha=32, dropout=0 (align's recipes), all attention and MLP projections, every row",

@@ -258,11 +258,13 @@ STAGES = {"sft": run_sft, "dpo": run_dpo}
 def main(cfg: dict) -> dict:
     torch.manual_seed(0)
     started = time.perf_counter()
-    model, tok = load_model(ModelConfig(name=cfg["model"], precision=cfg["precision"], attn_implementation="sdpa"))
+    attn = "auto" if cfg["variant"].startswith("align") else "sdpa"  # align's own choice; TRL as a user loads it
+    model, tok = load_model(ModelConfig(name=cfg["model"], precision=cfg["precision"], attn_implementation=attn))
     params = sum(p.numel() for p in model.parameters())  # before LoRA: the base model's N
     result = STAGES[cfg["stage"]](cfg, model, tok)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return cfg | result | {"params": params, "peak_rss_mb": peak_rss_mb, "wall_seconds": time.perf_counter() - started}
+    run = {"params": params, "peak_rss_mb": peak_rss_mb, "wall_seconds": time.perf_counter() - started}
+    return cfg | result | run | {"attention": model.config._attn_implementation}
 
 
 if __name__ == "__main__":
