@@ -78,9 +78,7 @@ def sdpa_blocks_attention(module, query, key, value, attention_mask, **kwargs):
     with torch.autocast(query.device.type, enabled=False) if upcast else contextlib.nullcontext():
         for s, e, causal in blocks:
             mask = None if causal else attention_mask[:, :, s:e, s:e]
-            out, _ = sdpa_attention_forward(
-                module, query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], mask, **kwargs
-            )
+            out, _ = sdpa_attention_forward(module, query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], mask, **kwargs)
             outputs.append(out)  # (1, e - s, H, D)
     return torch.cat(outputs, dim=1).to(dtype), None
 

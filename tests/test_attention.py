@@ -88,9 +88,16 @@ def test_packed_sft_bin_equals_sdpa_forward_and_backward(pair, calls):
 
 
 def test_prefix_shared_bin_equals_sdpa(pair, calls):
-    groups = [Group([5, 6, 7, 8], [[9, 10], [11]], [[9, 10], [11]]), Group([20, 21, 22], [[23], [24, 25]], [[23], [24, 25]])]
+    groups = [
+        Group([5, 6, 7, 8], [[9, 10], [11]], [[9, 10], [11]]),
+        Group([20, 21, 22], [[23], [24, 25]], [[23], [24, 25]]),
+    ]
     packed = pack_shared(groups, capacity=32, pad_id=0)
-    inputs = {"input_ids": packed.input_ids, "position_ids": packed.position_ids, "attention_mask": packed.attention_mask()}
+    inputs = {
+        "input_ids": packed.input_ids,
+        "position_ids": packed.position_ids,
+        "attention_mask": packed.attention_mask(),
+    }
     with torch.no_grad():
         ref, got = (model(**inputs, use_cache=False).logits for model in pair)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
